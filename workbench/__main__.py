@@ -1,0 +1,158 @@
+"""The command line: `python -m workbench train|jobs|chat|export ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench", description="Fine-tune language models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="validate a YAML run config, queue it and follow it to the end")
+    train.add_argument("config", type=Path, help="a YAML run config, e.g. presets/sft-lora-smollm2.yaml")
+    train.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        help="override a field, e.g. --set train.max_steps=4 (repeatable)",
+    )  # fmt: skip
+    train.add_argument("--detach", action="store_true", help="queue the run and return at once")
+
+    sub.add_parser("jobs", help="list runs and their states")
+
+    chat = sub.add_parser("chat", help="chat in the terminal with a run's adapter on its base model")
+    chat.add_argument("run", help="a run id (see `jobs`)")
+    chat.add_argument("--max-new-tokens", type=int, default=256)
+    chat.add_argument("--temperature", type=float, default=0.0, help="0 picks the most likely token")
+
+    export = sub.add_parser("export", help="zip a run's adapter")
+    export.add_argument("run", help="a run id (see `jobs`)")
+    export.add_argument("-o", "--output", type=Path, help="zip file to write (default: in the run folder)")
+
+    args = parser.parse_args(argv)
+    try:
+        return {"train": _train, "jobs": _jobs, "chat": _chat, "export": _export}[args.command](args)
+    except WorkbenchError as err:
+        _err(f"error: {err}" if "\n" not in str(err) else "error:\n  " + str(err).replace("\n", "\n  "))
+        return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from workbench.config import load_config
+    from workbench.jobs import JobStore
+    from workbench.submission import freeze
+
+    config = freeze(load_config(args.config, args.overrides))
+    store = JobStore()
+    store.reconcile()
+    job = store.submit(config)
+    _out(f"run {job.id} queued: {job.run_dir}")
+    if args.detach:
+        return 0
+    return _follow(store, job.id)
+
+
+def _follow(store, job_id: str) -> int:
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="step", dynamic_ncols=True)
+    stopping = False
+    while True:
+        try:
+            store.reconcile()
+            job = store.get(job_id)
+            status = job.files.read_status()
+            if status.get("max_steps"):
+                bar.total = status["max_steps"]
+                bar.n = status.get("step", 0)
+                losses = [r["loss"] for r in job.files.read_metrics()[-1:] if r.get("loss") is not None]
+                bar.set_postfix(loss=f"{losses[-1]:.4f}" if losses else "-", refresh=False)
+                bar.refresh()
+            bar.set_description(job.state if job.state != "running" else "training")
+            if job.state in ("finished", "failed", "stopped"):
+                break
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            if stopping:
+                _err(f"\nleft run {job_id} stopping in the background")
+                return 130
+            stopping = True
+            _err("\nstopping: saving a checkpoint (Ctrl-C again to leave it in the background)")
+            store.cancel(job_id)
+    bar.close()
+    if job.state == "finished":
+        _out(f"finished: adapter in {job.files.adapter}")
+        return 0
+    if job.state == "stopped":
+        _out(f"stopped; resume continues from {job.files.last_checkpoint()}")
+        return 1
+    _err(f"failed: {job.error}\nlog: {job.files.log}")
+    return 1
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from workbench.jobs import JobStore
+
+    jobs = JobStore().reconcile()
+    if not jobs:
+        _out("no runs yet")
+        return 0
+    _out(f"{'id':24} {'state':9} {'method':8} {'step':>11}  {'model':32} name")
+    for job in jobs:
+        status = job.files.read_status()
+        step = f"{status.get('step', 0)}/{status.get('max_steps', '?')}"
+        _out(f"{job.id:24} {job.state:9} {job.method:8} {step:>11}  {job.model[:32]:32} {job.name or ''}")
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from workbench.chat import ChatEngine
+    from workbench.jobs import JobStore
+
+    job = JobStore().get(args.run)
+    engine = ChatEngine.for_run(job.files)
+    history: list[dict[str, str]] = []
+    _out(f"chatting with {job.id} ({engine.base_name} + adapter); empty line or Ctrl-D to quit")
+    while True:
+        try:
+            prompt = input("you> ").strip()
+        except EOFError:
+            break
+        if not prompt:
+            break
+        history.append({"role": "user", "content": prompt})
+        sys.stdout.write("model> ")
+        reply = ""
+        for piece in engine.stream(history, max_new_tokens=args.max_new_tokens, temperature=args.temperature):
+            reply += piece
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        history.append({"role": "assistant", "content": reply})
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from workbench.export import zip_adapter
+    from workbench.jobs import JobStore
+
+    job = JobStore().get(args.run)
+    path = zip_adapter(job.files, args.output)
+    _out(str(path))
+    return 0
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The chat engine: a base model, optionally with a run's adapter, answering a conversation token by token.
+
+Loaded on first use by whoever chats (the CLI, the UI's chat process); it is the same path the tests compare
+against plain PEFT.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench import models
+from workbench.config import parse_config
+from workbench.errors import ModelLoadError
+from workbench.run_files import RunFiles
+
+
+class ChatEngine:
+    def __init__(self, ref: models.ModelRef, adapter_dir: Path | None = None, chat_template: str | None = None):
+        import torch
+
+        self.base_name = ref.base_name
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tokenizer = models.load_tokenizer(ref, chat_template)
+        model = models.load_model(ref, device=self.device)
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter_dir))
+        self.model = model.eval()
+
+    @classmethod
+    def for_run(cls, files: RunFiles) -> ChatEngine:
+        """The run's base model with its finished adapter."""
+        if not (files.adapter / "adapter_config.json").is_file():
+            raise ModelLoadError(f"run {files.root.name} has no adapter yet: it has not finished")
+        config = parse_config(yaml.safe_load(files.config.read_text(encoding="utf-8")))
+        return cls(models.resolve(config.model.name_or_path), files.adapter, config.model.chat_template)
+
+    def encode(self, messages: list[dict[str, str]]) -> Any:
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+        import torch
+
+        return torch.tensor([ids], device=self.device)
+
+    def logits(self, messages: list[dict[str, str]]) -> Any:
+        """Next-token logits after the conversation (what tests compare with plain PEFT)."""
+        import torch
+
+        with torch.no_grad():
+            return self.model(input_ids=self.encode(messages)).logits[0, -1].float().cpu()
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+    ) -> Iterator[str]:
+        """Yield the reply piece by piece as it is generated."""
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        # Temperature 0 means greedy decoding: the same prompt always gives the same reply.
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {}
+        kwargs = {
+            "input_ids": self.encode(messages),
+            "max_new_tokens": max_new_tokens,
+            "streamer": streamer,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "do_sample": False,
+            **sampling,
+        }
+        thread = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
+        thread.start()
+        yield from streamer
+        thread.join()
+
+    def reply(self, messages: list[dict[str, str]], **kwargs: Any) -> str:
+        return "".join(self.stream(messages, **kwargs))

@@ -1,0 +1,212 @@
+"""The run config: the one typed description of a training run.
+
+The UI form, the YAML presets, the CLI and the worker all read and write this object. Validation collects every
+problem at once and names the field, the allowed values and the value it got.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workbench import methods
+from workbench.errors import ConfigError, FieldProblem
+
+DataFormat = Literal["auto", "alpaca", "sharegpt", "openai"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Section):
+    name_or_path: str = Field(
+        "smollm2-135m-instruct",
+        min_length=1,
+        description="A bundled model key, a local Hugging Face model folder, or a hub id such as org/name.",
+    )
+    chat_template: str | None = Field(None, description="A Jinja chat template that replaces the model's own.")
+
+
+class DatasetSpec(_Section):
+    path: str = Field(
+        min_length=1,
+        description="A .json, .jsonl, .csv or .parquet file, or a folder holding LLaMA-Factory's dataset_info.json.",
+    )
+    name: str | None = Field(None, description="The entry to use from dataset_info.json, when path is such a folder.")
+    format: DataFormat = Field("auto", description="Record layout: alpaca, sharegpt, openai messages, or detect it.")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="LLaMA-Factory column mapping, e.g. {prompt: question, response: answer}."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="LLaMA-Factory sharegpt tags (role_tag, ...).")
+    max_samples: int | None = Field(None, ge=1, description="Use at most this many rows of this dataset.")
+
+
+class DataConfig(_Section):
+    datasets: list[DatasetSpec] = Field(min_length=1, description="One or more datasets, concatenated.")
+    cutoff_len: int = Field(1024, ge=16, le=131072, description="Longest example in tokens; longer ones are cut.")
+    train_on_prompt: bool = Field(False, description="Also train on prompt tokens, not only the responses.")
+    packing: bool = Field(False, description="Pack several examples into each sequence of cutoff_len tokens.")
+    val_size: float = Field(0.0, ge=0.0, lt=1.0, description="Share of rows held out to measure eval loss.")
+
+
+class TrainConfig(_Section):
+    stage: Literal["sft"] = Field("sft", description="Training stage: supervised fine-tuning.")
+    num_train_epochs: float = Field(3.0, gt=0, le=1000, description="Passes over the data (unless max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps; overrides epochs.")
+    learning_rate: float = Field(2e-4, gt=0, le=1, description="Peak learning rate.")
+    lr_scheduler_type: Literal[
+        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+    ] = Field("cosine", description="How the learning rate changes after warm-up.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps spent warming the learning rate up.")
+    per_device_train_batch_size: int = Field(4, ge=1, le=4096, description="Examples per step on each device.")
+    gradient_accumulation_steps: int = Field(1, ge=1, le=4096, description="Steps whose gradients add up per update.")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 turns clipping off.")
+    optim: Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd"] = Field(
+        "adamw_torch", description="Optimizer."
+    )
+    seed: int = Field(42, ge=0, description="Random seed for initialisation, shuffling and dropout.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Compute precision; auto picks bf16 on GPUs that have it and fp32 on CPUs."
+    )
+    gradient_checkpointing: Literal["auto", "on", "off"] = Field(
+        "auto", description="Recompute activations to save memory; auto turns it on only for large models on GPU."
+    )
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for training; default: all cores.")
+    logging_steps: int = Field(1, ge=1, description="Log loss every this many steps.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every this many steps (needs val_size > 0).")
+    save_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every this many steps.")
+    save_total_limit: int | None = Field(2, ge=1, description="Keep at most this many checkpoints.")
+
+
+MethodParams = Annotated[Union[methods.params_types()], Field(discriminator="name")]  # noqa: UP007
+
+
+class RunConfig(_Section):
+    """Everything a run needs; `name` is a label for people, not an identifier."""
+
+    name: str | None = Field(None, max_length=200, description="A label for this run.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig
+    method: MethodParams = Field(default_factory=lambda: methods.get("lora").params())
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _known_method(cls, value: Any) -> Any:
+        name = value.get("name", "lora") if isinstance(value, dict) else getattr(value, "name", None)
+        if name not in methods.names():
+            raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(methods.names())}")
+        if isinstance(value, dict) and "name" not in value:
+            value = {**value, "name": name}
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.train.eval_steps is not None and self.data.val_size == 0:
+            raise ValueError("train.eval_steps is set but data.val_size is 0: there is nothing to evaluate on")
+        return self
+
+
+def parse_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a plain dict into a RunConfig, raising ConfigError listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError([FieldProblem("", f"a run config must be a mapping of sections, got {type(raw).__name__}")])
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError([_problem(e) for e in err.errors()]) from None
+
+
+def _problem(error: dict[str, Any]) -> FieldProblem:
+    # Discriminated unions add the tag to the location (method.lora.r); people know the field as method.r.
+    loc = [str(p) for p in error["loc"] if not (error["loc"][:1] == ("method",) and p in methods.names())]
+    field = ".".join(loc)
+    kind, got = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return FieldProblem(field, "unknown setting")
+    if kind == "missing":
+        return FieldProblem(field, "is required")
+    message = error["msg"].removeprefix("Value error, ")
+    if kind not in ("value_error", "model_type") and not isinstance(got, dict | list):
+        message += f" (got {got!r})"
+    return FieldProblem(field, message)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML run config, apply `section.field=value` overrides, resolve dataset paths, validate."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError([FieldProblem("", f"{path}: no such config file")]) from None
+    except yaml.YAMLError as err:
+        raise ConfigError([FieldProblem("", f"{path}: not valid YAML: {err}")]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([FieldProblem("", f"{path}: expected a mapping of sections, got {type(raw).__name__}")])
+    raw = apply_overrides(raw, overrides or [])
+    _resolve_dataset_paths(raw, base=path.parent)
+    return parse_config(raw)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted fields, e.g. `train.max_steps=4` or `data.datasets.0.path=x.json`; values are parsed as YAML."""
+    raw = yaml.safe_load(yaml.safe_dump(raw))  # a deep copy
+    problems = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            problems.append(FieldProblem(key, f"override {item!r} must look like section.field=value"))
+            continue
+        try:
+            _set_dotted(raw, key.split("."), yaml.safe_load(text) if text else None)
+        except (KeyError, IndexError, TypeError) as err:
+            problems.append(FieldProblem(key, f"cannot set: {err}"))
+    if problems:
+        raise ConfigError(problems)
+    return raw
+
+
+def _set_dotted(node: Any, parts: list[str], value: Any) -> None:
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            index = int(part) if part.isdigit() else None
+            if index is None or index >= len(node):
+                raise IndexError(f"{part!r} is not an index of a list of {len(node)}")
+            if last:
+                node[index] = value
+            node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise TypeError(f"{'.'.join(parts[:i])} is not a section")
+
+
+def _resolve_dataset_paths(raw: dict[str, Any], base: Path) -> None:
+    # Relative dataset paths in a YAML file mean "next to this file", so presets work from any directory.
+    for spec in (raw.get("data") or {}).get("datasets") or []:
+        if isinstance(spec, dict) and isinstance(spec.get("path"), str):
+            path = Path(spec["path"]).expanduser()
+            if not path.is_absolute() and not path.exists() and (base / path).exists():
+                spec["path"] = str((base / path).resolve())
+
+
+def dump_config(config: RunConfig) -> str:
+    """The YAML text of a config, with every field written out (the form of presets and frozen run configs)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write the config's YAML atomically: readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(dump_config(config), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,327 @@
+"""Record layouts (alpaca, sharegpt, openai messages): detecting them and turning each record into a conversation.
+
+A conversation is a list of messages `{"role": "system"|"user"|"assistant"|"tool", "content": str}`, the one form
+the rest of Workbench sees. Column names and sharegpt tags follow LLaMA-Factory's dataset_info.json, with its
+defaults, so its datasets load unchanged; a mapping given here overrides the defaults one key at a time. The
+optional columns (system, history, tools) are used when a record has them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypedDict
+
+from workbench.data.reading import describe_value
+from workbench.errors import DataError
+
+Role = Literal["system", "user", "assistant", "tool"]
+Format = Literal["alpaca", "sharegpt", "openai"]
+FORMATS: tuple[Format, ...] = ("alpaca", "sharegpt", "openai")
+
+
+class Message(TypedDict):
+    role: Role
+    content: str
+
+
+Conversation = list[Message]
+
+DEFAULT_COLUMNS: dict[Format, dict[str, str]] = {
+    "alpaca": {
+        "prompt": "instruction",
+        "query": "input",
+        "response": "output",
+        "history": "history",
+        "system": "system",
+        "tools": "tools",
+    },
+    "sharegpt": {"messages": "conversations", "system": "system", "tools": "tools"},
+    "openai": {"messages": "messages", "system": "system", "tools": "tools"},
+}
+DEFAULT_TAGS: dict[str, str] = {
+    "role_tag": "from",
+    "content_tag": "value",
+    "user_tag": "human",
+    "assistant_tag": "gpt",
+    "observation_tag": "observation",
+    "function_tag": "function_call",
+    "system_tag": "system",
+}
+OPENAI_ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
+TOOLS_INTRO = "You have access to these tools:\n"
+
+# LLaMA-Factory column keys this stage cannot use, and why; "kto_tag" (a KTO label) is accepted and ignored,
+# since supervised fine-tuning trains on every row.
+_UNSUPPORTED_COLUMNS = {
+    "images": "images are not supported: Workbench trains text-only models",
+    "videos": "videos are not supported: Workbench trains text-only models",
+    "audios": "audio is not supported: Workbench trains text-only models",
+    "chosen": "preference data (chosen/rejected) is not supported yet",
+    "rejected": "preference data (chosen/rejected) is not supported yet",
+}
+_IGNORED_COLUMNS = ("kto_tag",)
+_DETECT_ROWS = 5
+
+
+def detect_format(
+    records: Sequence[dict[str, Any]],
+    file: str,
+    *,
+    columns: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> Format:
+    """Tell alpaca, sharegpt and openai records apart by the fields of the first rows."""
+    columns, tags = columns or {}, tags or {}
+    for index, record in enumerate(records[:_DETECT_ROWS]):
+        if "chosen" in record and "rejected" in record:
+            raise DataError(
+                "this is preference data (chosen/rejected); preference training is not supported yet",
+                file=file,
+                row=index + 1,
+            )
+        found = _match(record, columns, tags)
+        if found:
+            return found
+    keys = ", ".join(records[0]) if records and records[0] else "(none)"
+    raise DataError(
+        f"cannot tell the format from the fields of the first rows (row 1 has: {keys}). Known formats: "
+        "alpaca (instruction, input, output), sharegpt (conversations: [{from, value}, ...]), "
+        "openai (messages: [{role, content}, ...]); set the format, and columns to map other field names",
+        file=file,
+        row=1,
+    )
+
+
+def _match(record: dict[str, Any], columns: dict[str, str], tags: dict[str, str]) -> Format | None:
+    alpaca = {**DEFAULT_COLUMNS["alpaca"], **columns}
+    if alpaca["prompt"] in record and alpaca["response"] in record:
+        return "alpaca"
+    role_tag, content_tag = tags.get("role_tag", "from"), tags.get("content_tag", "value")
+    for name in [columns["messages"]] if "messages" in columns else ["conversations", "messages"]:
+        turns = record.get(name)
+        if isinstance(turns, list) and turns and isinstance(turns[0], dict):
+            if role_tag in turns[0] and content_tag in turns[0]:
+                return "sharegpt"
+            if "role" in turns[0] and "content" in turns[0]:
+                return "openai"
+    return None
+
+
+def convert_records(
+    records: Sequence[dict[str, Any]],
+    format: Format,
+    *,
+    file: str,
+    columns: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> list[Conversation]:
+    """Turn every record into a conversation, raising a DataError naming the first bad row and field."""
+    merged_columns = _check_columns(format, columns or {}, file)
+    merged_tags = _check_tags(format, tags or {}, file)
+    convert = _CONVERTERS[format]
+    return [
+        convert(_Row(record, file, index + 1), merged_columns, merged_tags) for index, record in enumerate(records)
+    ]
+
+
+def _check_columns(format: Format, columns: dict[str, str], file: str) -> dict[str, str]:
+    defaults = DEFAULT_COLUMNS[format]
+    for key in columns:
+        if key in _UNSUPPORTED_COLUMNS:
+            raise DataError(_UNSUPPORTED_COLUMNS[key], file=file, field=f"columns.{key}")
+        if key not in defaults and key not in _IGNORED_COLUMNS:
+            raise DataError(
+                f"the {format} format has no column {key!r}; it takes: {', '.join(defaults)}",
+                file=file,
+                field=f"columns.{key}",
+            )
+    return {**defaults, **{k: v for k, v in columns.items() if k in defaults}}
+
+
+def _check_tags(format: Format, tags: dict[str, str], file: str) -> dict[str, str]:
+    if tags and format != "sharegpt":
+        raise DataError(f"tags apply to the sharegpt format only, not {format}", file=file, field="tags")
+    for key in tags:
+        if key not in DEFAULT_TAGS:
+            raise DataError(
+                f"unknown tag {key!r}; the sharegpt tags are: {', '.join(DEFAULT_TAGS)}",
+                file=file,
+                field=f"tags.{key}",
+            )
+    return {**DEFAULT_TAGS, **tags}
+
+
+class _Row:
+    """One record being converted, with its place in the file for error messages."""
+
+    def __init__(self, record: dict[str, Any], file: str, number: int):
+        self.record, self.file, self.number = record, file, number
+
+    def error(self, message: str, field: str | None) -> DataError:
+        return DataError(message, file=self.file, row=self.number, field=field)
+
+    def required(self, field: str, hint: str) -> Any:
+        if field not in self.record:
+            raise self.error(f"is missing; {hint}", field)
+        return self.record[field]
+
+    def text(self, field: str, *, required: bool, hint: str = "") -> str | None:
+        value = self.required(field, hint) if required else self.record.get(field)
+        if value is not None and not isinstance(value, str):
+            raise self.error(f"expected text, got {describe_value(value)}", field)
+        if required and not (value or "").strip():
+            raise self.error("is empty", field)
+        return value
+
+    def tools(self, field: str) -> str | None:
+        value = self.record.get(field)
+        if isinstance(value, list | dict):
+            value = json.dumps(value, ensure_ascii=False) if value else None
+        elif value is not None and not isinstance(value, str):
+            raise self.error(f"expected tool definitions as JSON text or a list, got {describe_value(value)}", field)
+        value = (value or "").strip()
+        return value if value not in ("", "[]", "{}") else None
+
+
+# A turn before checking: role, raw content (checked to be text in _finish) and the field it came from.
+_Turn = tuple[Role, Any, str]
+
+
+def _alpaca(row: _Row, columns: dict[str, str], tags: dict[str, str]) -> Conversation:
+    turns: list[_Turn] = []
+    history_field = columns["history"]
+    history = row.record.get(history_field)
+    if history is not None:
+        if not isinstance(history, list | tuple):
+            raise row.error(
+                f"expected a list of [instruction, response] pairs, got {describe_value(history)}", history_field
+            )
+        for index, pair in enumerate(history):
+            field = f"{history_field}[{index}]"
+            if not isinstance(pair, list | tuple) or len(pair) != 2:
+                raise row.error(f"expected an [instruction, response] pair, got {describe_value(pair)}", field)
+            turns += [("user", pair[0], f"{field}[0]"), ("assistant", pair[1], f"{field}[1]")]
+
+    hint = f"the alpaca format needs {columns['prompt']!r} and {columns['response']!r} (map other names with columns)"
+    row.required(columns["prompt"], hint)
+    prompt = row.text(columns["prompt"], required=False)
+    query = row.text(columns["query"], required=False)
+    # LLaMA-Factory's alpaca mapping: the user turn is "instruction\ninput", leaving out whichever is empty.
+    user = "\n".join(part for part in (prompt, query) if part)
+    if not user.strip():
+        raise row.error("is empty (and so is the input): there is no request to answer", columns["prompt"])
+    turns.append(("user", user, columns["prompt"]))
+    response = row.text(columns["response"], required=True, hint=hint)
+    turns.append(("assistant", response, columns["response"]))
+    system = row.text(columns["system"], required=False)
+    return _finish(row, turns, system, columns["system"], row.tools(columns["tools"]))
+
+
+def _sharegpt(row: _Row, columns: dict[str, str], tags: dict[str, str]) -> Conversation:
+    roles: dict[str, Role] = {}
+    for tag, role in (
+        ("user_tag", "user"),
+        ("assistant_tag", "assistant"),
+        ("observation_tag", "tool"),
+        ("function_tag", "assistant"),  # a tool call is the assistant's own output: it is trained on
+        ("system_tag", "system"),
+    ):
+        if tags.get(tag):
+            roles[tags[tag]] = role
+    roles.setdefault("user", "user")
+    roles.setdefault("assistant", "assistant")
+    turns = _message_list(row, columns["messages"], tags["role_tag"], tags["content_tag"], roles)
+    system = row.text(columns["system"], required=False)
+    return _finish(row, turns, system, columns["system"], row.tools(columns["tools"]))
+
+
+def _openai(row: _Row, columns: dict[str, str], tags: dict[str, str]) -> Conversation:
+    roles: dict[str, Role] = {role: role for role in OPENAI_ROLES}
+    turns = _message_list(row, columns["messages"], "role", "content", roles)
+    system = row.text(columns["system"], required=False)
+    return _finish(row, turns, system, columns["system"], row.tools(columns["tools"]))
+
+
+def _message_list(row: _Row, field: str, role_tag: str, content_tag: str, roles: dict[str, Role]) -> list[_Turn]:
+    items = row.required(field, f"expected a list of messages under {field!r} (map another name with columns)")
+    if not isinstance(items, list | tuple):
+        raise row.error(f"expected a list of messages, got {describe_value(items)}", field)
+    if not items:
+        raise row.error("has no messages", field)
+    turns: list[_Turn] = []
+    for index, item in enumerate(items):
+        where = f"{field}[{index}]"
+        if not isinstance(item, dict):
+            raise row.error(f"expected a message object, got {describe_value(item)}", where)
+        if role_tag not in item:
+            raise row.error("is missing", f"{where}.{role_tag}")
+        name = item[role_tag]
+        role = roles.get(name) if isinstance(name, str) else None
+        if role is None:
+            shown = repr(name) if isinstance(name, str) else describe_value(name)
+            raise row.error(f"unknown role {shown}; expected one of: {', '.join(roles)}", f"{where}.{role_tag}")
+        content = item.get(content_tag)
+        calls = item.get("tool_calls") if role == "assistant" else None
+        if calls:
+            # OpenAI-style tool calls become the assistant's text, as LLaMA-Factory renders them: a JSON list.
+            content = "\n".join(
+                part for part in (content, _tool_calls_text(row, calls, f"{where}.tool_calls")) if part
+            )
+        elif content_tag not in item:
+            raise row.error("is missing", f"{where}.{content_tag}")
+        turns.append((role, content, f"{where}.{content_tag}"))
+    return turns
+
+
+def _tool_calls_text(row: _Row, calls: Any, field: str) -> str:
+    if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+        raise row.error(f"expected a list of tool call objects, got {describe_value(calls)}", field)
+    return json.dumps([call.get("function", call) for call in calls], ensure_ascii=False)
+
+
+def _finish(row: _Row, turns: list[_Turn], system: str | None, system_field: str, tools: str | None) -> Conversation:
+    # A system message inside the list wins over a system column, as in LLaMA-Factory.
+    if turns and turns[0][0] == "system":
+        _, system, system_field = turns.pop(0)
+        if system is not None and not isinstance(system, str):
+            raise row.error(f"expected text, got {describe_value(system)}", system_field)
+    if tools:
+        # Chat templates differ in how (and whether) they take tools; stating them in the system message
+        # works with every template, so the model sees the tools it is trained to call.
+        system = f"{system.strip()}\n\n{TOOLS_INTRO}{tools}" if system and system.strip() else TOOLS_INTRO + tools
+    messages: Conversation = [{"role": "system", "content": system}] if system and system.strip() else []
+    for role, content, field in turns:
+        if not isinstance(content, str):
+            raise row.error(f"expected text, got {describe_value(content)}", field)
+        if role == "system":
+            raise row.error("a system message can only come first in a conversation", field)
+        if not content.strip():
+            raise row.error(f"is empty (an empty {role} turn)", field)
+        messages.append({"role": role, "content": content})
+
+    fields = [field for _, _, field in turns]
+    if not any(m["role"] == "assistant" for m in messages):
+        raise row.error("the conversation has no assistant turn, so there is nothing to train on", _parent(fields))
+    if messages[-1]["role"] != "assistant":
+        raise row.error(
+            f"the conversation ends with a {messages[-1]['role']} turn; it must end with an assistant turn "
+            "(the reply to train on)",
+            fields[-1],
+        )
+    first = turns[0]
+    if first[0] == "assistant":
+        raise row.error("the conversation starts with an assistant turn; a user turn must come before it", first[2])
+    return messages
+
+
+def _parent(fields: list[str]) -> str | None:
+    # "conversations[2].value" -> "conversations": the whole list is at fault, not one message.
+    return fields[-1].split("[")[0].split(".")[0] if fields else None
+
+
+_CONVERTERS: dict[Format, Callable[[_Row, dict[str, str], dict[str, str]], Conversation]] = {
+    "alpaca": _alpaca,
+    "sharegpt": _sharegpt,
+    "openai": _openai,
+}

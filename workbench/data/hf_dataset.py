@@ -1,0 +1,34 @@
+"""Encoded data as a `datasets.Dataset` (the form TRL's SFTTrainer takes pre-tokenized), and the validation split."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from workbench.data.encoding import EncodedData
+from workbench.errors import DataError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+
+def to_hf_dataset(encoded: EncodedData) -> Dataset:
+    """A Dataset with `input_ids` and `labels` columns; TRL uses the labels as they are (-100 is not trained)."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"input_ids": encoded.input_ids, "labels": encoded.labels})
+
+
+def split_validation(dataset: Dataset, val_size: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Hold out a random `val_size` share of rows (at least one) for evaluation; no split when val_size is 0."""
+    if val_size <= 0:
+        return dataset, None
+    if val_size >= 1:
+        raise ValueError(f"val_size must be below 1, got {val_size}")
+    rows = len(dataset)
+    held_out = max(1, round(rows * val_size))
+    if held_out >= rows:
+        raise DataError(
+            f"val_size={val_size} of {rows} rows leaves none to train on; lower val_size or add rows", field="val_size"
+        )
+    split = dataset.train_test_split(test_size=held_out, seed=seed, shuffle=True)
+    return split["train"], split["test"]

@@ -1,0 +1,29 @@
+"""Turning a validated config into a run that can be queued: check the model, check and store the data.
+
+Everything is checked before anything is written; the stored dataset copies are content-addressed, so a run
+can always be reproduced from its frozen config.
+"""
+
+from __future__ import annotations
+
+from workbench import data, models
+from workbench.config import RunConfig
+from workbench.errors import ConfigError, DataError, FieldProblem
+
+
+def freeze(config: RunConfig) -> RunConfig:
+    """The config with each dataset replaced by its stored, self-contained copy; ConfigError lists all problems."""
+    problems: list[FieldProblem] = []
+    model_problem = models.check_model_ref(config.model.name_or_path)
+    if model_problem:
+        problems.append(FieldProblem("model.name_or_path", model_problem))
+    loaded = []
+    for i, spec in enumerate(config.data.datasets):
+        try:
+            loaded.append(data.load_conversations(spec))
+        except DataError as err:
+            problems.append(FieldProblem(f"data.datasets.{i}", str(err)))
+    if problems:
+        raise ConfigError(problems)
+    frozen = [data.freeze_spec(spec, ds) for spec, ds in zip(config.data.datasets, loaded, strict=True)]
+    return config.model_copy(update={"data": config.data.model_copy(update={"datasets": frozen})})

@@ -1,0 +1,84 @@
+"""What a finished run leaves beside its adapter: a model card and a manifest for reproducing it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.config import RunConfig
+from workbench.training.hardware import Hardware
+
+_PACKAGES = ["workbench", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes"]
+
+
+def manifest(config: RunConfig, hw: Hardware, dataset_hashes: list[str]) -> dict[str, Any]:
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "hardware": hw.as_dict(),
+        "seed": config.train.seed,
+        "dataset_sha256": dataset_hashes,
+    }
+
+
+def model_card(
+    config: RunConfig, base_name: str, dataset_hashes: list[str], final_loss: float | None, steps: int
+) -> str:
+    """A Hugging Face model card (README.md) naming base, method, hyperparameters, data and result."""
+    front = yaml.safe_dump(
+        {"base_model": base_name, "library_name": "peft", "tags": ["workbench", config.method.name, "sft"]},
+        sort_keys=False,
+    )
+    settings = yaml.safe_dump(
+        {"method": config.method.model_dump(), "train": config.train.model_dump(), "data": _data_summary(config)},
+        sort_keys=False,
+    )
+    loss = f"{final_loss:.4f}" if final_loss is not None else "not logged"
+    hashes = "\n".join(f"- `{h}`" for h in dataset_hashes)
+    return f"""---
+{front}---
+
+# {config.name or "Workbench adapter"}
+
+A **{config.method.name}** adapter for [`{base_name}`](https://huggingface.co/{base_name}), trained with Workbench
+({config.train.stage}, {steps} steps). Final training loss: **{loss}**.
+
+## Load it
+
+```python
+from peft import AutoPeftModelForCausalLM
+model = AutoPeftModelForCausalLM.from_pretrained("path/to/this/folder")
+```
+
+## Training data (SHA-256 of each file)
+
+{hashes}
+
+## Settings
+
+```yaml
+{settings}```
+"""
+
+
+def _data_summary(config: RunConfig) -> dict[str, Any]:
+    d = config.data
+    return {
+        "datasets": [Path(s.path).name for s in d.datasets],
+        "cutoff_len": d.cutoff_len,
+        "train_on_prompt": d.train_on_prompt,
+        "packing": d.packing,
+        "val_size": d.val_size,
+    }

@@ -1,0 +1,168 @@
+"""The training worker: `python -m workbench.worker RUN_DIR`.
+
+A process of its own that knows its run folder and nothing else: it reads the frozen config.yaml, trains,
+and reports through status.json and metrics.jsonl. SIGTERM saves a checkpoint and ends the run as "stopped";
+starting the worker again on the same folder resumes from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Must be set before torch loads OpenMP: with the default (active) waiting, a step slows 10-25x whenever
+# another process (the UI, a chat, a test) takes a core.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import logging  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+from workbench.config import RunConfig, parse_config  # noqa: E402
+from workbench.errors import describe  # noqa: E402
+from workbench.run_files import RunFiles, write_json_atomic  # noqa: E402
+
+log = logging.getLogger("workbench.worker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="the run folder holding config.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from workbench.training.callbacks import StopRequest
+
+    files = RunFiles(args.run_dir.resolve())
+    stop = StopRequest()
+    stop.install()
+    files.write_status(state="starting", pid=os.getpid(), started_at=time.time(), error=None, error_category=None)
+    try:
+        outcome = train(files, stop)
+    except BaseException as err:  # noqa: B036  a failed run must always be recorded, whatever ended it
+        category, message = describe(err)
+        traceback.print_exc()
+        files.write_status(state="failed", error=message, error_category=category, finished_at=time.time())
+        code = 1
+    else:
+        files.write_status(state=outcome, finished_at=time.time(), stop_reason=stop.signal_name or None)
+        code = 0
+    _notify_job_store(files)
+    return code
+
+
+def train(files: RunFiles, stop) -> str:
+    """Train the run in `files`; returns "finished" or "stopped"."""
+    from workbench import models
+
+    config = parse_config(yaml.safe_load(files.config.read_text(encoding="utf-8")))
+    if models.is_local(config.model.name_or_path):
+        # Everything is on disk: no library may stall on a hub look-up (PEFT checks the base's config on save).
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+    import torch
+    from transformers import set_seed
+
+    from workbench import data, methods
+    from workbench.training import artifacts, hardware
+    from workbench.training.callbacks import RunCallback
+    from workbench.training.sft import build_trainer
+
+    started = time.time()
+    ref = models.resolve(config.model.name_or_path)
+    tokenizer = models.load_tokenizer(ref, config.model.chat_template)
+
+    loaded = data.load_all(config.data)
+    conversations = [c for ds in loaded for c in ds.conversations]
+    encoded = data.encode_conversations(
+        conversations, tokenizer, cutoff_len=config.data.cutoff_len, train_on_prompt=config.data.train_on_prompt
+    )
+    files.write_status(data_stats=encoded.stats.as_dict())
+    dataset = data.to_hf_dataset(encoded)
+    train_set, eval_set = data.split_validation(dataset, config.data.val_size, config.train.seed)
+    log.info("data ready in %.1fs: %s", time.time() - started, encoded.stats.as_dict())
+
+    hw = hardware.choose(config.train, n_params=0)
+    torch.set_num_threads(hw.threads)
+    set_seed(config.train.seed)
+    model = models.load_model(ref, dtype=hardware.torch_dtype(hw.precision))
+    hw = hardware.choose(config.train, n_params=model.num_parameters())
+    log.info("hardware: %s", hw.as_dict())
+
+    peft_config = methods.get(config.method.name).build_peft_config(config.method, model)
+    trainer = build_trainer(
+        config,
+        hw,
+        model,
+        tokenizer,
+        train_set,
+        eval_set,
+        peft_config,
+        files.checkpoints,
+        callbacks=[RunCallback(files, stop)],
+    )
+    resume = files.last_checkpoint()
+    if resume is not None:
+        files.truncate_metrics_after(int(resume.name.rsplit("-", 1)[1]))
+        log.info("resuming from %s", resume)
+    if stop.requested:
+        return "stopped"
+    log.info("launch to trainer ready: %.1fs", time.time() - started)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if stop.requested:
+        return "stopped"
+
+    hashes = [_sha256(Path(s.path)) for s in config.data.datasets]
+    _save_adapter(trainer, files, config, ref.base_name, hashes, _final_loss(files), result.global_step)
+    write_json_atomic(files.manifest, artifacts.manifest(config, hw, hashes))
+    return "finished"
+
+
+def _save_adapter(trainer, files: RunFiles, config: RunConfig, base_name: str, hashes, loss, steps: int) -> None:
+    from workbench.training.artifacts import model_card
+
+    # Written beside the final folder, then renamed: a reader never sees a half-saved adapter.
+    staging = files.root / ".adapter.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))
+    (staging / "README.md").write_text(model_card(config, base_name, hashes, loss, steps), encoding="utf-8")
+    shutil.rmtree(files.adapter, ignore_errors=True)
+    staging.rename(files.adapter)
+
+
+def _final_loss(files: RunFiles) -> float | None:
+    losses = [r["loss"] for r in files.read_metrics() if r.get("loss") is not None]
+    return losses[-1] if losses else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _notify_job_store(files: RunFiles) -> None:
+    # Launched by the job store: record the outcome and start the next queued job, so the queue moves on
+    # even when no UI or CLI is watching.
+    db = os.environ.get("WORKBENCH_JOB_DB")
+    if not db:
+        return
+    try:
+        from workbench.jobs import JobStore
+
+        JobStore(Path(db)).worker_exited(files.root)
+    except Exception:  # noqa: BLE001  the run's own outcome is already on disk; reconcile will catch up
+        traceback.print_exc()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
