@@ -54,8 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     else:
         files.write_status(state=outcome, finished_at=time.time(), stop_reason=stop.signal_name or None)
         code = 0
+    files.write_status(peak_memory_mb=_peak_memory_mb())
     _notify_job_store(files)
     return code
+
+
+def _peak_memory_mb() -> float:
+    """Peak resident memory of this process (CPU) or peak allocated device memory (GPU), in MiB."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
 def train(files: RunFiles, stop) -> str:
@@ -119,7 +130,7 @@ def train(files: RunFiles, stop) -> str:
     if stop.requested:
         return "stopped"
 
-    hashes = [_sha256(Path(s.path)) for s in config.data.datasets]
+    hashes = [_sha256(ds.path) for ds in loaded]
     _save_adapter(trainer, files, config, ref.base_name, hashes, _final_loss(files), result.global_step)
     write_json_atomic(files.manifest, artifacts.manifest(config, hw, hashes))
     return "finished"

@@ -6,7 +6,9 @@ messages[:i] with add_generation_prompt=True gives the text before the reply and
 through the reply and the end-of-turn marker the template puts after it (`<|im_end|>\\n` in ChatML), so the model
 learns to stop. Both must be prefixes of the whole rendering; the offsets turn those character positions into
 token positions. A template that renders earlier turns differently once more follow is not prefix-stable: its
-turns cannot be masked this way, and encoding says so with a ValueError.
+turns cannot be masked this way, and encoding says so with a ValueError. Where a single token straddles a reply's
+start (a reply beginning with whitespace merges with the template's newline), that token is trained as part of the
+reply and counted in `DataStats.boundary_merges`.
 """
 
 from __future__ import annotations
@@ -63,10 +65,12 @@ def encode_conversations(
     input_ids: list[list[int]] = []
     labels: list[list[int]] = []
     lengths: list[int] = []
-    truncated = dropped = trained = 0
+    truncated = dropped = trained = merges = 0
     for start in range(0, len(conversations), _CHUNK):
         rendered = _render(conversations[start : start + _CHUNK], tokenizer, template, first_number=start + 1)
-        for ids, spans in _tokenize(rendered, tokenizer, exact_checks=max(0, _EXACT_CHECKS - start)):
+        for row in _tokenize(rendered, tokenizer, exact_checks=max(0, _EXACT_CHECKS - start)):
+            ids, spans = row.ids, row.spans
+            merges += row.merges
             lengths.append(len(ids))
             if len(ids) > cutoff_len:
                 truncated += 1
@@ -93,6 +97,7 @@ def encode_conversations(
         cutoff_len=cutoff_len,
         total_tokens=sum(len(ids) for ids in input_ids),
         trained_tokens=trained,
+        boundary_merges=merges,
     )
     return EncodedData(input_ids=input_ids, labels=labels, stats=stats)
 
@@ -171,57 +176,70 @@ def _not_prefix(number: int, turn: int, what: str, part: str, whole: str) -> Val
     )
 
 
-def _tokenize(
-    rendered: list[_Rendered], tokenizer: Any, *, exact_checks: int
-) -> list[tuple[list[int], list[tuple[int, int]]]]:
+@dataclass
+class _Encoded:
+    ids: list[int]
+    spans: list[tuple[int, int]]  # token spans of the assistant replies, end-of-turn markers included
+    merges: int  # reply boundaries that fell inside a token
+
+
+def _tokenize(rendered: list[_Rendered], tokenizer: Any, *, exact_checks: int) -> list[_Encoded]:
     """Token ids of each rendering and the token spans of its assistant replies."""
     texts = [item.text for item in rendered]
     if not getattr(tokenizer, "is_fast", False):
-        # Slow tokenizers give no offsets: tokenize every prompt alone instead (slower, same result).
         encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [(list(ids), _exact_spans(item, ids, tokenizer)) for item, ids in zip(rendered, encoded, strict=True)]
+        return [_spans_by_prefix(item, list(ids), tokenizer) for item, ids in zip(rendered, encoded, strict=True)]
     encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     result = []
     columns = zip(rendered, encoded["input_ids"], encoded["offset_mapping"], strict=True)
     for k, (item, ids, offsets) in enumerate(columns):
         starts = [s for s, _ in offsets]
-        spans = [
-            (_token_at(item, offsets, starts, len(prompt)), _token_at(item, offsets, starts, len(end)))
-            for prompt, end in zip(item.prompts, item.ends, strict=True)
-        ]
-        if k < exact_checks and _exact_spans(item, ids, tokenizer) != spans:
-            raise ValueError(
-                f"the chat template is not prefix-stable at the token level: in conversation {item.number}, "
-                "tokenizing the text before a reply on its own gives different tokens than the same text inside "
-                "the whole conversation, so training and generation would see different prompts"
-            )
-        result.append((list(ids), spans))
+        spans, merges, clean_cuts = [], 0, []
+        for prompt, end in zip(item.prompts, item.ends, strict=True):
+            (a, a_clean), (b, b_clean) = _cut(offsets, starts, len(prompt)), _cut(offsets, starts, len(end))
+            # A token holding both the prompt's last characters and the reply's first (the template's newline
+            # merged with a reply that starts with whitespace) is trained as part of the reply: it cannot be split.
+            spans.append((a if a_clean else a - 1, b))
+            merges += (not a_clean) + (not b_clean)
+            clean_cuts += [(text, index) for text, index, clean in ((prompt, a, a_clean), (end, b, b_clean)) if clean]
+        if k < exact_checks:
+            _check_alone(item, ids, clean_cuts, tokenizer)
+        result.append(_Encoded(list(ids), spans, merges))
     return result
 
 
-def _token_at(item: _Rendered, offsets: list[tuple[int, int]], starts: list[int], char: int) -> int:
-    """The index of the first token at or after character `char`, which must fall between two tokens."""
+def _cut(offsets: list[tuple[int, int]], starts: list[int], char: int) -> tuple[int, bool]:
+    """The first token starting at or after character `char`, and whether no token straddles `char`."""
     index = bisect_left(starts, char)
-    if index > 0 and offsets[index - 1][1] > char:
-        a, b = offsets[index - 1]
-        raise ValueError(
-            f"the chat template is not prefix-stable at the token level: in conversation {item.number}, the token "
-            f"{item.text[a:b]!r} spans the boundary between a prompt and its reply at character {char}, so the "
-            "reply cannot be masked exactly (a reply that starts with whitespace can cause this)"
-        )
-    return index
+    return index, index == 0 or offsets[index - 1][1] <= char
 
 
-def _exact_spans(item: _Rendered, ids: list[int], tokenizer: Any) -> list[tuple[int, int]]:
-    """Token spans found by tokenizing each prompt and end text alone; they must be prefixes of `ids`."""
-    if not item.prompts:
-        return []
-    pieces = tokenizer(item.prompts + item.ends, add_special_tokens=False)["input_ids"]
-    for piece in pieces:
-        if list(ids[: len(piece)]) != list(piece):
+def _check_alone(item: _Rendered, ids: list[int], cuts: list[tuple[str, int]], tokenizer: Any) -> None:
+    # Offsets say where a prompt ends inside the whole conversation; generation tokenizes the prompt alone.
+    # The two must agree, or training and generation would see different prompt tokens.
+    if not cuts:
+        return
+    pieces = tokenizer([text for text, _ in cuts], add_special_tokens=False)["input_ids"]
+    for (_, index), piece in zip(cuts, pieces, strict=True):
+        if list(piece) != list(ids[:index]):
             raise ValueError(
-                f"the chat template is not prefix-stable at the token level: in conversation {item.number}, a "
-                "prompt tokenized on its own is not a token prefix of the whole conversation"
+                f"the chat template is not prefix-stable at the token level: in conversation {item.number}, the "
+                "text before a reply tokenized on its own gives other tokens than the same text inside the whole "
+                "conversation, so training and generation would see different prompts"
             )
+
+
+def _spans_by_prefix(item: _Rendered, ids: list[int], tokenizer: Any) -> _Encoded:
+    """Reply spans for tokenizers without offsets: tokenize each prompt and end text alone (slower)."""
+    if not item.prompts:
+        return _Encoded(ids, [], 0)
+    pieces = tokenizer(item.prompts + item.ends, add_special_tokens=False)["input_ids"]
+    cuts = []
+    for piece in pieces:
+        same = next((i for i, (a, b) in enumerate(zip(piece, ids, strict=False)) if a != b), min(len(piece), len(ids)))
+        cuts.append((same, same == len(piece)))
     half = len(item.prompts)
-    return [(len(p), len(e)) for p, e in zip(pieces[:half], pieces[half:], strict=True)]
+    # Where a token straddles a boundary, the first differing token is the merged one: it joins the reply.
+    pairs = zip(cuts[:half], cuts[half:], strict=True)
+    spans = [(a, b if b_clean else min(b + 1, len(ids))) for (a, _), (b, b_clean) in pairs]
+    return _Encoded(ids, spans, sum(not clean for _, clean in cuts))

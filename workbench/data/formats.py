@@ -215,7 +215,7 @@ def _alpaca(row: _Row, columns: dict[str, str], tags: dict[str, str]) -> Convers
     response = row.text(columns["response"], required=True, hint=hint)
     turns.append(("assistant", response, columns["response"]))
     system = row.text(columns["system"], required=False)
-    return _finish(row, turns, system, columns["system"], row.tools(columns["tools"]))
+    return _finish(row, turns, system, columns["system"], row.tools(columns["tools"]), columns["response"])
 
 
 def _sharegpt(row: _Row, columns: dict[str, str], tags: dict[str, str]) -> Conversation:
@@ -233,14 +233,14 @@ def _sharegpt(row: _Row, columns: dict[str, str], tags: dict[str, str]) -> Conve
     roles.setdefault("assistant", "assistant")
     turns = _message_list(row, columns["messages"], tags["role_tag"], tags["content_tag"], roles)
     system = row.text(columns["system"], required=False)
-    return _finish(row, turns, system, columns["system"], row.tools(columns["tools"]))
+    return _finish(row, turns, system, columns["system"], row.tools(columns["tools"]), columns["messages"])
 
 
 def _openai(row: _Row, columns: dict[str, str], tags: dict[str, str]) -> Conversation:
     roles: dict[str, Role] = {role: role for role in OPENAI_ROLES}
     turns = _message_list(row, columns["messages"], "role", "content", roles)
     system = row.text(columns["system"], required=False)
-    return _finish(row, turns, system, columns["system"], row.tools(columns["tools"]))
+    return _finish(row, turns, system, columns["system"], row.tools(columns["tools"]), columns["messages"])
 
 
 def _message_list(row: _Row, field: str, role_tag: str, content_tag: str, roles: dict[str, Role]) -> list[_Turn]:
@@ -263,7 +263,7 @@ def _message_list(row: _Row, field: str, role_tag: str, content_tag: str, roles:
             raise row.error(f"unknown role {shown}; expected one of: {', '.join(roles)}", f"{where}.{role_tag}")
         content = item.get(content_tag)
         calls = item.get("tool_calls") if role == "assistant" else None
-        if calls:
+        if calls and (content is None or isinstance(content, str)):
             # OpenAI-style tool calls become the assistant's text, as LLaMA-Factory renders them: a JSON list.
             content = "\n".join(
                 part for part in (content, _tool_calls_text(row, calls, f"{where}.tool_calls")) if part
@@ -280,7 +280,10 @@ def _tool_calls_text(row: _Row, calls: Any, field: str) -> str:
     return json.dumps([call.get("function", call) for call in calls], ensure_ascii=False)
 
 
-def _finish(row: _Row, turns: list[_Turn], system: str | None, system_field: str, tools: str | None) -> Conversation:
+def _finish(
+    row: _Row, turns: list[_Turn], system: str | None, system_field: str, tools: str | None, container: str
+) -> Conversation:
+    # `container` is the field blamed for the conversation's overall shape (no assistant turn at all).
     # A system message inside the list wins over a system column, as in LLaMA-Factory.
     if turns and turns[0][0] == "system":
         _, system, system_field = turns.pop(0)
@@ -300,24 +303,18 @@ def _finish(row: _Row, turns: list[_Turn], system: str | None, system_field: str
             raise row.error(f"is empty (an empty {role} turn)", field)
         messages.append({"role": role, "content": content})
 
-    fields = [field for _, _, field in turns]
     if not any(m["role"] == "assistant" for m in messages):
-        raise row.error("the conversation has no assistant turn, so there is nothing to train on", _parent(fields))
+        raise row.error("the conversation has no assistant turn, so there is nothing to train on", container)
     if messages[-1]["role"] != "assistant":
         raise row.error(
             f"the conversation ends with a {messages[-1]['role']} turn; it must end with an assistant turn "
             "(the reply to train on)",
-            fields[-1],
+            turns[-1][2],
         )
     first = turns[0]
     if first[0] == "assistant":
         raise row.error("the conversation starts with an assistant turn; a user turn must come before it", first[2])
     return messages
-
-
-def _parent(fields: list[str]) -> str | None:
-    # "conversations[2].value" -> "conversations": the whole list is at fault, not one message.
-    return fields[-1].split("[")[0].split(".")[0] if fields else None
 
 
 _CONVERTERS: dict[Format, Callable[[_Row, dict[str, str], dict[str, str]], Conversation]] = {

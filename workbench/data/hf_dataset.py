@@ -13,9 +13,10 @@ if TYPE_CHECKING:
 
 def to_hf_dataset(encoded: EncodedData) -> Dataset:
     """A Dataset with `input_ids` and `labels` columns; TRL uses the labels as they are (-100 is not trained)."""
-    from datasets import Dataset
+    from datasets import Dataset, Features, List, Value
 
-    return Dataset.from_dict({"input_ids": encoded.input_ids, "labels": encoded.labels})
+    features = Features({"input_ids": List(Value("int64")), "labels": List(Value("int64"))})
+    return Dataset.from_dict({"input_ids": encoded.input_ids, "labels": encoded.labels}, features=features)
 
 
 def split_validation(dataset: Dataset, val_size: float, seed: int) -> tuple[Dataset, Dataset | None]:

@@ -18,6 +18,8 @@ class DataStats:
     trainable was left); `dropped_rows` lost every trained token to the cut. The `length_*` numbers and the
     histogram describe token lengths *before* truncation over every encoded row, so they show what `cutoff_len`
     cuts. `total_tokens` and `trained_tokens` (labels other than -100) count the kept rows after truncation.
+    `boundary_merges` counts reply boundaries that fell inside a token (a reply starting with whitespace that the
+    tokenizer merged with the template's newline); that token was trained as part of the reply.
     """
 
     rows: int
@@ -33,6 +35,7 @@ class DataStats:
     histogram_counts: list[int]
     total_tokens: int
     trained_tokens: int
+    boundary_merges: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -48,6 +51,7 @@ def compute_stats(
     cutoff_len: int,
     total_tokens: int,
     trained_tokens: int,
+    boundary_merges: int = 0,
 ) -> DataStats:
     """Summarize token lengths (before truncation) together with the encoding's counts."""
     if lengths:
@@ -79,5 +83,6 @@ def compute_stats(
         cutoff_len=cutoff_len,
         total_tokens=total_tokens,
         trained_tokens=trained_tokens,
+        boundary_merges=boundary_merges,
         **summary,
     )

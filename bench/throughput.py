@@ -1,0 +1,165 @@
+"""Training throughput, launch time and peak memory: the workbench worker against a plain TRL script.
+
+    python bench/throughput.py [--rounds 2] [--steps 8] [--rows 64] [--cutoff 512] [--batch 4] [--threads 2]
+
+Both train LoRA (r=8, all linear layers, no dropout so the runs are comparable step by step) on the same rows of
+LLaMA-Factory's alpaca demo with the same seed, batch and learning rate; the runs are interleaved
+(workbench, plain, workbench, plain, ...) so drifts in machine load hit both. Throughput counts real
+(non-padding) tokens per second over steps 2..N (step 1 includes warm-up); "launch to first step" is the
+time from starting the process to the end of the first optimizer step, with the model already converted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from workbench import models  # noqa: E402
+from workbench.config import parse_config, save_config  # noqa: E402
+from workbench.run_files import RunFiles  # noqa: E402
+
+DATA = REPO / "presets" / "data" / "alpaca_en_demo.json"
+
+
+def run_workbench(settings: dict, work: Path) -> dict:
+    run_dir = work / f"wb-{time.time_ns()}"
+    run_dir.mkdir()
+    subset = work / "subset.json"
+    subset.write_text(json.dumps(json.loads(DATA.read_text())[: settings["rows"]]))
+    config = parse_config(
+        {
+            "model": {"name_or_path": "smollm2-135m-instruct"},
+            "data": {"datasets": [{"path": str(subset)}], "cutoff_len": settings["cutoff_len"]},
+            "method": {"name": "lora", "r": settings["lora_r"], "alpha": settings["lora_alpha"], "dropout": 0.0},
+            "train": {
+                "max_steps": settings["max_steps"],
+                "learning_rate": settings["learning_rate"],
+                "lr_scheduler_type": settings["lr_scheduler_type"],
+                "per_device_train_batch_size": settings["batch_size"],
+                "seed": settings["seed"],
+                "threads": settings["threads"],
+                "save_steps": 10_000,
+            },
+        }
+    )
+    save_config(config, run_dir / "config.yaml")
+    launched = time.time()
+    subprocess.run(
+        [sys.executable, "-m", "workbench.worker", str(run_dir)],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    files = RunFiles(run_dir)
+    status = files.read_status()
+    steps = [r for r in files.read_metrics() if "loss" in r]
+    return summarize(launched, status["first_step_at"], steps, status["peak_memory_mb"])
+
+
+def run_plain(settings: dict, work: Path, model_dir: str) -> dict:
+    out = work / f"plain-{time.time_ns()}.json"
+    settings_file = work / "settings.json"
+    settings_file.write_text(json.dumps({**settings, "output_dir": str(work / "plain-out")}))
+    launched = time.time()
+    subprocess.run(
+        [sys.executable, str(REPO / "bench" / "plain_trl_sft.py"), model_dir, str(DATA), str(settings_file), str(out)],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    result = json.loads(out.read_text())
+    steps = result["steps"]
+    return summarize(launched, steps[0]["time"], steps, result["peak_memory_mb"])
+
+
+def summarize(launched: float, first_step_at: float, steps: list[dict], peak_mb: float) -> dict:
+    tokens = steps[-1]["num_tokens"] - steps[0]["num_tokens"]
+    seconds = steps[-1]["time"] - steps[0]["time"]
+    return {
+        "tokens_per_second": tokens / seconds,
+        "launch_to_first_step_s": first_step_at - launched,
+        "peak_memory_mb": peak_mb,
+        "losses": [s["loss"] for s in steps],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rows", type=int, default=64)
+    parser.add_argument("--cutoff", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--plain-gradient-checkpointing",
+        action="store_true",
+        help="leave TRL's default (on) in the plain script; by default it is turned off, as in the workbench",
+    )
+    args = parser.parse_args()
+    settings = {
+        "rows": args.rows,
+        "cutoff_len": args.cutoff,
+        "batch_size": args.batch,
+        "max_steps": args.steps,
+        "threads": args.threads,
+        "learning_rate": 2e-4,
+        "lr_scheduler_type": "constant",
+        "seed": 42,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "plain_gradient_checkpointing": args.plain_gradient_checkpointing,
+    }
+    model_dir = models.resolve("smollm2-135m-instruct").path  # converted before anything is timed
+    results: dict[str, list[dict]] = {"workbench": [], "plain TRL": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        os.environ.setdefault("WORKBENCH_HOME", str(work / "home"))
+        for round_ in range(args.rounds):
+            for name, run in (("workbench", run_workbench), ("plain TRL", run_plain)):
+                result = run(settings, work) if name == "workbench" else run(settings, work, model_dir)
+                results[name].append(result)
+                print(
+                    f"round {round_ + 1} {name:10} {result['tokens_per_second']:7.1f} tok/s  "
+                    f"launch->step1 {result['launch_to_first_step_s']:5.1f} s  "
+                    f"peak {result['peak_memory_mb']:7.0f} MiB",
+                    flush=True,
+                )
+    report(settings, results)
+
+
+def report(settings: dict, results: dict[str, list[dict]]) -> None:
+    med = {
+        name: {key: statistics.median(r[key] for r in runs) for key in runs[0] if key != "losses"}
+        for name, runs in results.items()
+    }
+    wb, plain = med["workbench"], med["plain TRL"]
+    print(f"\nsettings: {json.dumps(settings)}")
+    print(f"{'':22}{'workbench':>12}{'plain TRL':>12}{'ratio':>8}")
+    for key, label in (
+        ("tokens_per_second", "real tokens/s"),
+        ("launch_to_first_step_s", "launch to step 1 (s)"),
+        ("peak_memory_mb", "peak memory (MiB)"),
+    ):
+        print(f"{label:22}{wb[key]:12.1f}{plain[key]:12.1f}{wb[key] / plain[key]:8.2f}")
+    pairs = zip(results["workbench"][0]["losses"], results["plain TRL"][0]["losses"], strict=True)
+    diffs = [abs(a - b) for a, b in pairs]
+    print(f"per-step losses, workbench: {[round(x, 4) for x in results['workbench'][0]['losses']]}")
+    print(f"per-step losses, plain TRL: {[round(x, 4) for x in results['plain TRL'][0]['losses']]}")
+    print(f"largest per-step loss difference: {max(diffs):.2e}")
+
+
+if __name__ == "__main__":
+    main()
