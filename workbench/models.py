@@ -178,13 +178,17 @@ def load_tokenizer(ref: ModelRef, chat_template: str | None = None) -> Any:
     return tokenizer
 
 
-def load_model(ref: ModelRef, *, dtype: Any = None, device: str | None = None) -> Any:
+def load_model(
+    ref: ModelRef, *, dtype: Any = None, device: str | None = None, attn_implementation: str | None = None
+) -> Any:
     """Load the base model; the adapter-facing name (`name_or_path`) is the canonical one, not the local path."""
     import torch
     from transformers import AutoModelForCausalLM
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype or torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            ref.path, dtype=dtype or torch.float32, attn_implementation=attn_implementation
+        )
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"could not load model {ref.base_name!r}: {err}") from err
     # PEFT records `name_or_path` as the adapter's base: the hub id, so the files load on any machine.

@@ -82,7 +82,7 @@ def train(files: RunFiles, stop) -> str:
     from transformers import set_seed
 
     from workbench import data, methods
-    from workbench.training import artifacts, hardware
+    from workbench.training import artifacts, hardware, varlen_attention
     from workbench.training.callbacks import RunCallback
     from workbench.training.sft import build_trainer
 
@@ -103,7 +103,8 @@ def train(files: RunFiles, stop) -> str:
     hw = hardware.choose(config.train, n_params=0)
     torch.set_num_threads(hw.threads)
     set_seed(config.train.seed)
-    model = models.load_model(ref, dtype=hardware.torch_dtype(hw.precision))
+    # Batches are padding-free (packed rows too): attend within each example only.
+    model = models.load_model(ref, dtype=hardware.torch_dtype(hw.precision), attn_implementation=varlen_attention.NAME)
     hw = hardware.choose(config.train, n_params=model.num_parameters())
     log.info("hardware: %s", hw.as_dict())
 

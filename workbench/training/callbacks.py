@@ -42,7 +42,9 @@ class RunCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._began = self._last_log_time = time.time()
         self._first_step = state.global_step
-        self.files.write_status(state="running", step=state.global_step, max_steps=state.max_steps)
+        self.files.write_status(
+            state="running", step=state.global_step, max_steps=state.max_steps, train_began_at=self._began
+        )
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.time()
