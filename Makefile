@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup train test lint bench
+.PHONY: setup browser train test lint bench
 
 setup: $(VENV)/.installed
 
@@ -22,7 +22,11 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 
-test: lint
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: lint browser
 	$(PY) -m pytest
 
 bench: setup

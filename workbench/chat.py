@@ -31,6 +31,7 @@ class ChatEngine:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, str(adapter_dir))
+        self.has_adapter = adapter_dir is not None
         self.model = model.eval()
 
     @classmethod
@@ -61,9 +62,21 @@ class ChatEngine:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         top_p: float = 1.0,
+        adapter: bool = True,
     ) -> Iterator[str]:
-        """Yield the reply piece by piece as it is generated."""
-        from transformers import TextIteratorStreamer
+        """Yield the reply piece by piece as it is generated; closing the generator stops the generation.
+
+        `adapter=False` answers with the adapter disabled (the base model's answer) without a second copy.
+        """
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        stop = threading.Event()
+
+        class _StopWhenClosed(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                import torch
+
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         # Temperature 0 means greedy decoding: the same prompt always gives the same reply.
@@ -74,12 +87,31 @@ class ChatEngine:
             "streamer": streamer,
             "pad_token_id": self.tokenizer.pad_token_id,
             "do_sample": False,
+            "stopping_criteria": StoppingCriteriaList([_StopWhenClosed()]),
             **sampling,
         }
-        thread = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
+        failure: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                if adapter or not self.has_adapter:
+                    self.model.generate(**kwargs)
+                else:
+                    with self.model.disable_adapter():
+                        self.model.generate(**kwargs)
+            except BaseException as err:  # noqa: B036  re-raised in the caller's thread below
+                failure.append(err)
+                streamer.end()  # otherwise the caller would wait for text forever
+
+        thread = threading.Thread(target=generate, daemon=True)
         thread.start()
-        yield from streamer
-        thread.join()
+        try:
+            yield from streamer
+        finally:
+            stop.set()
+            thread.join()
+        if failure:
+            raise failure[0]
 
     def reply(self, messages: list[dict[str, str]], **kwargs: Any) -> str:
         return "".join(self.stream(messages, **kwargs))

@@ -1,23 +1,217 @@
-"""Packing a run's adapter for download: the adapter files, tokenizer and model card in one zip."""
+"""Getting a run's result out: the adapter zip (with its loss curve), a merged full model, and zips of folders.
+
+Merging loads the full model, so it runs in a child process (`python -m workbench.export merge RUN_DIR [OUT]`):
+whoever calls `merge_adapter`, the web UI included, never imports torch.
+"""
 
 from __future__ import annotations
 
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
 import zipfile
 from pathlib import Path
+from typing import Any
 
-from workbench.errors import WorkbenchError
+import yaml
+
+from workbench.errors import ModelLoadError, OutOfMemoryError, WorkbenchError
 from workbench.run_files import RunFiles
+
+# Weights barely compress, and deflating a full model takes longer than sending it: store them as they are.
+_STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
 
 def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
-    """Write `<run>-adapter.zip` (or `output`) atomically and return its path."""
-    if not (files.adapter / "adapter_config.json").is_file():
-        raise WorkbenchError(f"run {files.root.name} has no adapter yet: it has not finished")
+    """Write `<run>-adapter.zip` (or `output`) atomically and return its path.
+
+    Holds adapter/ (weights, config, tokenizer files, model card) and, when losses were logged, loss.png.
+    """
+    _require_adapter(files)
     output = Path(output) if output else files.root / f"{files.root.name}-adapter.zip"
     tmp = output.with_name(f".{output.name}.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(files.adapter.rglob("*")):
             if path.is_file():
                 zf.write(path, Path("adapter") / path.relative_to(files.adapter))
+        chart = loss_chart_png(files.read_metrics(), title=files.root.name)
+        if chart is not None:
+            zf.writestr("loss.png", chart)
     tmp.replace(output)
     return output
+
+
+def loss_chart_png(records: list[dict[str, Any]], title: str = "") -> bytes | None:
+    """The training loss (and eval loss, if logged) by step as a PNG; None when no loss was logged."""
+    train = [r for r in records if r.get("loss") is not None and "step" in r]
+    evals = [r for r in records if r.get("eval_loss") is not None and "step" in r]
+    if not train and not evals:
+        return None
+    # The object API with an explicit Agg canvas: no pyplot global state, safe in a threaded server.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    if train:
+        axes.plot([r["step"] for r in train], [r["loss"] for r in train], label="training loss", color="tab:blue")
+    if evals:
+        steps, losses = [r["step"] for r in evals], [r["eval_loss"] for r in evals]
+        axes.plot(steps, losses, label="eval loss", color="tab:orange", marker="o")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def merge_adapter(files: RunFiles, output_dir: Path | None = None) -> Path:
+    """Fold the run's adapter into its full-precision base and save a plain model folder with the tokenizer.
+
+    Written to `output_dir` (default `<run>/merged/`) atomically, replacing an older merge. Runs in a child
+    process; raises WorkbenchError if the run has no adapter or its method cannot be merged.
+    """
+    _require_adapter(files)
+    config = _run_config(files)
+    from workbench import methods, models
+
+    if not methods.get(config.method.name).mergeable:
+        raise WorkbenchError(
+            f"run {files.root.name} used {config.method.name!r}, whose adapter cannot be merged into the weights"
+        )
+    output_dir = Path(output_dir) if output_dir else files.root / "merged"
+    env = {**os.environ}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if models.is_local(config.model.name_or_path):
+        env["HF_HUB_OFFLINE"] = "1"  # everything is on disk: no hub look-ups that could stall
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    result = subprocess.run(
+        [sys.executable, "-m", "workbench.export", "merge", str(files.root), str(output_dir)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if result.returncode != 0:
+        raise _merge_error(result)
+    return output_dir
+
+
+def zip_folder(path: Path, output: Path | None = None) -> Path:
+    """Zip a folder (e.g. a merged model) as `<folder>.zip` beside it, or `output`, atomically; returns the zip.
+
+    Entries sit under the folder's name; weight files are stored uncompressed.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise WorkbenchError(f"{path} is not a folder")
+    output = Path(output) if output else path.with_name(f"{path.name}.zip")
+    tmp = output.with_name(f".{output.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for item in sorted(path.rglob("*")):
+            if item.is_file():
+                method = zipfile.ZIP_STORED if item.suffix in _STORED_SUFFIXES else zipfile.ZIP_DEFLATED
+                zf.write(item, Path(path.name) / item.relative_to(path), compress_type=method)
+    tmp.replace(output)
+    return output
+
+
+def _require_adapter(files: RunFiles) -> None:
+    if not (files.adapter / "adapter_config.json").is_file():
+        raise WorkbenchError(f"run {files.root.name} has no adapter yet: it has not finished")
+
+
+def _run_config(files: RunFiles) -> Any:
+    from workbench.config import parse_config
+
+    try:
+        raw = yaml.safe_load(files.config.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise WorkbenchError(f"run {files.root.name} has no config.yaml: not a run folder") from err
+    return parse_config(raw)
+
+
+def _merge_error(result: subprocess.CompletedProcess) -> WorkbenchError:
+    # The child's last stdout line is {"category", "message"} when it failed knowingly.
+    try:
+        failure = json.loads(result.stdout.strip().splitlines()[-1])
+        category, message = failure["category"], failure["message"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+        return WorkbenchError(f"merging failed (exit code {result.returncode}):\n{tail}")
+    if category == "model":
+        return ModelLoadError(message)
+    if category == "oom":
+        return OutOfMemoryError(message)
+    error = WorkbenchError(f"merging failed: {message}")
+    error.category = category
+    return error
+
+
+# -- the child process --------------------------------------------------------------------------------------
+
+
+def _merge(files: RunFiles, output_dir: Path) -> None:
+    import torch
+    from peft import PeftModel
+
+    from workbench import models
+
+    _require_adapter(files)
+    config = _run_config(files)
+    ref = models.resolve(config.model.name_or_path)
+    # The trained template travels with the adapter; fall back to the base's for adapters saved without one.
+    has_tokenizer = (files.adapter / "tokenizer_config.json").is_file()
+    tokenizer_ref = models.ModelRef(path=str(files.adapter), base_name=ref.base_name) if has_tokenizer else ref
+    tokenizer = models.load_tokenizer(tokenizer_ref, config.model.chat_template)
+    # Always the full-precision base, even for QLoRA: merging into 4-bit weights re-quantizes and drifts.
+    base = models.load_model(ref, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, str(files.adapter)).merge_and_unload()
+
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    try:
+        staging.chmod(0o755)
+        merged.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        staging.rename(output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench.export")
+    sub = parser.add_subparsers(dest="command", required=True)
+    merge = sub.add_parser("merge", help="merge a finished run's adapter into its base model")
+    merge.add_argument("run_dir", type=Path, help="the run folder")
+    merge.add_argument("output", type=Path, nargs="?", help="model folder to write (default: RUN_DIR/merged)")
+    args = parser.parse_args(argv)
+    files = RunFiles(args.run_dir.resolve())
+    try:
+        _merge(files, (args.output or files.root / "merged").resolve())
+    except Exception as err:
+        from workbench.errors import describe
+
+        traceback.print_exc()
+        category, message = describe(err)
+        sys.stdout.write(json.dumps({"category": category, "message": message}) + "\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

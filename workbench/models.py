@@ -91,6 +91,17 @@ def is_local(ref: str) -> bool:
     return _bundled(ref) is not None or Path(ref).expanduser().is_dir()
 
 
+def local_folder(ref: str) -> Path | None:
+    """The model's folder on this machine without converting anything (None if a bundled model is not yet
+    converted, or the model is a hub id). For light callers such as the UI."""
+    bundled = _bundled(ref)
+    if bundled:
+        folder = home.models_dir() / bundled.key
+        return folder if (folder / _COMPLETE).exists() else None
+    path = Path(ref).expanduser()
+    return path.resolve() if (path / "config.json").is_file() else None
+
+
 def resolve(ref: str) -> ModelRef:
     """Turn a reference into a loadable path, converting a bundled model on first use."""
     problem = check_model_ref(ref)

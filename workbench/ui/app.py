@@ -1,0 +1,78 @@
+"""The Gradio app: five tabs over the engine. Building it imports no training library."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from workbench import models
+from workbench.data.reading import max_dataset_bytes
+from workbench.jobs import JobStore
+from workbench.ui import background, chat_tab, data_tab, export_tab, runs_tab, train_tab
+
+STATIC = Path(__file__).resolve().parent.parent.parent / "static"
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title="Workbench") as app:
+        gr.Markdown("# Workbench\nFine-tune a language model: data → method → train → chat → export.")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Data", id="data"):
+                data = data_tab.build()
+            with gr.Tab("Train", id="train"):
+                train = train_tab.build()
+            with gr.Tab("Runs", id="runs"):
+                runs = runs_tab.build()
+            with gr.Tab("Chat", id="chat"):
+                chat = chat_tab.build()
+            with gr.Tab("Export", id="export"):
+                export = export_tab.build()
+        data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"])
+        train_tab.wire(train, data["path"], data["outputs"][-1], tabs, runs["selector"])
+        runs_tab.wire(runs)
+        chat_tab.wire(chat)
+        export_tab.wire(export)
+    return app
+
+
+def _prepare_default_model() -> None:
+    # Convert the bundled model in the helper process while the page loads, so the first inspection or
+    # estimate does not wait ~25 s; the UI process itself never imports torch.
+    default = next(iter(models.bundled_models()))
+    if models.local_folder(default) is None:
+        threading.Thread(target=background.call, args=(models.resolve, default), daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python app.py", description="Open the Workbench in a browser.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument(
+        "--auth",
+        default=os.environ.get("WORKBENCH_AUTH"),
+        help="user:password required to open the page (or set WORKBENCH_AUTH)",
+    )
+    parser.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    args = parser.parse_args(argv)
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            parser.error("--auth must look like user:password")
+        auth = (user, password)
+    JobStore().reconcile()  # runs whose worker died while nobody watched are marked before the page shows them
+    _prepare_default_model()
+    app = build_app()
+    app.queue(default_concurrency_limit=4).launch(
+        server_name=args.host,
+        server_port=args.port,
+        auth=auth,
+        share=args.share,
+        max_file_size=max_dataset_bytes(),
+        css_paths=[STATIC / "workbench.css"],
+        show_error=True,
+    )

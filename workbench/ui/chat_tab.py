@@ -1,0 +1,104 @@
+"""The Chat tab: talk to a base model with a finished run's adapter, or to both side by side.
+
+The model lives in the chat service's own process; this tab only sends messages and streams text back.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+
+from workbench import models
+from workbench.chat_service import ChatService
+from workbench.errors import WorkbenchError
+from workbench.jobs import JobStore
+
+NO_ADAPTER = "none (base model only)"
+_service = ChatService()
+
+
+def adapter_choices() -> list[tuple[str, str]]:
+    finished = [job for job in JobStore().list() if job.state == "finished"]
+    return [(NO_ADAPTER, "")] + [(f"{job.name or job.id} · {job.method}", job.id) for job in finished]
+
+
+def build() -> dict[str, Any]:
+    with gr.Row():
+        base = gr.Dropdown(
+            list(models.bundled_models()),
+            value=next(iter(models.bundled_models())),
+            allow_custom_value=True,
+            label="Base model",
+            elem_id="chat-base",
+        )
+        adapter = gr.Dropdown(adapter_choices(), value="", label="Adapter (a finished run)", elem_id="chat-adapter")
+        refresh = gr.Button("↻ runs", scale=0)
+        side_by_side = gr.Checkbox(label="Side by side: base and tuned", elem_id="chat-side-by-side")
+    with gr.Row():
+        tuned_bot = gr.Chatbot(label="Tuned model", height=380, elem_id="chat-tuned")
+        base_bot = gr.Chatbot(label="Base model", height=380, visible=False, elem_id="chat-base-bot")
+    with gr.Row():
+        prompt = gr.Textbox(
+            placeholder="Type a message and press Enter", show_label=False, scale=5, elem_id="chat-input"
+        )
+        send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
+        clear = gr.Button("Clear", scale=1, elem_id="chat-clear")
+    with gr.Accordion("Sampling", open=False):
+        with gr.Row():
+            temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="temperature", info="0 = always the likeliest")
+            top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="top-p")
+            max_new = gr.Slider(1, 2048, value=256, step=1, label="max new tokens")
+    status = gr.Markdown(elem_id="chat-status")
+    return locals()
+
+
+def wire(tab: dict[str, Any]) -> None:
+    tab["refresh"].click(lambda: gr.update(choices=adapter_choices()), None, tab["adapter"])
+    tab["side_by_side"].change(lambda on: gr.update(visible=on), tab["side_by_side"], tab["base_bot"])
+    inputs = [
+        tab["prompt"], tab["tuned_bot"], tab["base_bot"], tab["base"], tab["adapter"], tab["side_by_side"],
+        tab["temperature"], tab["top_p"], tab["max_new"],
+    ]  # fmt: skip
+    outputs = [tab["prompt"], tab["tuned_bot"], tab["base_bot"], tab["status"]]
+    tab["send"].click(respond, inputs, outputs)
+    tab["prompt"].submit(respond, inputs, outputs)
+    tab["clear"].click(lambda: ([], [], ""), None, [tab["tuned_bot"], tab["base_bot"], tab["status"]])
+
+
+def respond(prompt, tuned_history, base_history, base, run_id, side_by_side, temperature, top_p, max_new):
+    """Stream the tuned reply (and, side by side, the base reply) into the chat windows."""
+    if not prompt.strip():
+        yield "", tuned_history, base_history, ""
+        return
+    run_dir = JobStore().get(run_id).run_dir if run_id else None
+    settings = {"temperature": temperature, "top_p": top_p, "max_new_tokens": int(max_new)}
+    tuned_history = [*_plain(tuned_history), {"role": "user", "content": prompt}]
+    base_history = [*_plain(base_history), {"role": "user", "content": prompt}] if side_by_side else base_history
+    began = time.time()
+    try:
+        loaded = _service.loaded
+        if loaded is None or (loaded.base, loaded.run_dir) != (base, run_dir):
+            yield "", tuned_history, base_history, "Loading the model…"
+        _service.load(base, run_dir)
+        panes = [(tuned_history, run_dir is not None)] + ([(base_history, False)] if side_by_side else [])
+        for history, with_adapter in panes:
+            history.append({"role": "assistant", "content": ""})
+            for text in _service.stream(history[:-1], adapter=with_adapter, **settings):
+                history[-1] = {"role": "assistant", "content": text}
+                yield "", tuned_history, base_history, ""
+        yield "", tuned_history, base_history, f"Done in {time.time() - began:.1f} s"
+    except WorkbenchError as err:
+        yield "", tuned_history, base_history, f"**{err}**"
+
+
+def _plain(history: list[dict[str, Any]] | None) -> list[dict[str, str]]:
+    """Gradio 6 hands content back as a list of parts; the chat template wants plain strings."""
+    messages = []
+    for message in history or []:
+        content = message["content"]
+        if isinstance(content, list):
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        messages.append({"role": message["role"], "content": content})
+    return messages

@@ -1,0 +1,95 @@
+"""The Data tab: upload a file or pick a sample; see its format, rows, a rendered example and token statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from workbench.config import DatasetSpec
+from workbench.data.inspect import inspect_tokens, preview
+from workbench.errors import WorkbenchError
+from workbench.models import PRESETS
+from workbench.ui import background
+
+SAMPLES = PRESETS / "data"
+SUPPORTED = [".json", ".jsonl", ".csv", ".parquet"]
+SPAN_COLORS = {"trained": "#16a34a", "prompt (masked)": "#9ca3af"}
+
+
+def sample_files() -> list[str]:
+    return sorted(p.name for p in SAMPLES.iterdir() if p.suffix in SUPPORTED)
+
+
+def build() -> dict[str, Any]:
+    """Render the tab; returns the components other tabs read (the chosen dataset path and its stats)."""
+    with gr.Row():
+        upload = gr.File(label="Upload a dataset", file_types=SUPPORTED, type="filepath", elem_id="data-upload")
+        with gr.Column():
+            sample = gr.Dropdown(sample_files(), value=None, label="…or pick a sample", elem_id="data-sample")
+            path = gr.Textbox(label="Dataset file", interactive=False, elem_id="data-path")
+            summary = gr.Markdown(elem_id="data-summary")
+    error = gr.Markdown(elem_id="data-error")
+    table = gr.Dataframe(label="First rows", wrap=True, max_height=320, elem_id="data-preview")
+    example = gr.HighlightedText(
+        label="First example as the model sees it: green tokens are trained, grey ones are masked",
+        color_map=SPAN_COLORS,
+        combine_adjacent=True,
+        elem_id="data-example",
+    )
+    with gr.Row():
+        histogram = gr.BarPlot(x="tokens", y="rows", title="Token lengths", height=240, elem_id="data-histogram")
+        stats_md = gr.Markdown(elem_id="data-stats")
+    stats = gr.State({})
+    return {
+        "upload": upload,
+        "sample": sample,
+        "path": path,
+        "outputs": [path, summary, error, table, example, histogram, stats_md, stats],
+    }
+
+
+def wire(
+    tab: dict[str, Any], model: gr.components.Component, cutoff: gr.components.Component, train_on_prompt
+) -> None:
+    """Inspect whenever the file, the model or the cutoff changes."""
+    inputs = [tab["path"], model, cutoff, train_on_prompt]
+    tab["upload"].upload(lambda f: f, tab["upload"], tab["path"])
+    tab["sample"].change(lambda name: str(SAMPLES / name) if name else "", tab["sample"], tab["path"])
+    tab["path"].change(inspect, inputs, tab["outputs"])
+    cutoff.blur(inspect, inputs, tab["outputs"])
+
+
+def inspect(path: str, model: str, cutoff: float, train_on_prompt: bool):
+    """Light checks first (errors and preview at once), then token statistics from the helper process."""
+    empty = gr.update()
+    if not path:
+        yield path, "", "", None, None, None, "", {}
+        return
+    spec = DatasetSpec(path=path)
+    try:
+        loaded, rows = preview(spec)
+    except WorkbenchError as err:
+        yield path, "", f"**Cannot use this file.** {err}", None, None, None, "", {}
+        return
+    summary = f"**{Path(path).name}** · format **{loaded.format}** · **{loaded.rows}** rows"
+    yield path, summary, "", pd.DataFrame(rows), empty, empty, "Counting tokens…", empty
+    try:
+        result = background.call(inspect_tokens, spec, model, int(cutoff), bool(train_on_prompt))
+    except WorkbenchError as err:
+        yield path, summary, f"**Cannot tokenize this file.** {err}", empty, None, None, "", {}
+        return
+    s = result["stats"]
+    edges, counts = s["histogram_edges"], s["histogram_counts"]
+    labels = [f"{int(edges[i])}–{int(edges[i + 1])}" for i in range(len(counts))]
+    bars = gr.BarPlot(pd.DataFrame({"tokens": labels, "rows": counts}), sort=labels)  # bins in length order
+    truncated = s["truncated_rows"] / max(s["rows"] + s["dropped_rows"], 1)
+    text = (
+        f"**{s['rows']}** rows · mean **{s['length_mean']:.0f}** tokens, median {s['length_median']:.0f}, "
+        f"p90 {s['length_p90']:.0f}, longest {s['length_max']}  \n"
+        f"**{truncated:.1%}** cut at {s['cutoff_len']} tokens · {s['dropped_rows']} dropped (nothing left to train) · "
+        f"{s['trained_tokens']:,} of {s['total_tokens']:,} tokens trained"
+    )
+    yield path, summary, "", empty, result["example"], bars, text, s

@@ -1,0 +1,57 @@
+"""The Export tab: download a finished run's adapter as a zip, or merge it into the base model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from workbench.errors import WorkbenchError
+from workbench.export import merge_adapter, zip_adapter, zip_folder
+from workbench.jobs import JobStore
+from workbench.ui.chat_tab import adapter_choices
+
+
+def build() -> dict[str, Any]:
+    with gr.Row():
+        run = gr.Dropdown(adapter_choices()[1:], label="Finished run", elem_id="export-run", scale=3)
+        refresh = gr.Button("↻ runs", scale=0)
+    gr.Markdown(
+        "The zip holds the adapter (`adapter_config.json`, `adapter_model.safetensors`), the tokenizer, a model "
+        "card and the loss chart. It loads anywhere with `PeftModel.from_pretrained(base, folder)`."
+    )
+    with gr.Row():
+        zip_button = gr.Button("Prepare adapter zip", elem_id="export-zip")
+        download = gr.DownloadButton("Download adapter zip", visible=False, elem_id="export-download")
+    with gr.Row():
+        merge_button = gr.Button("Merge into the base model", elem_id="export-merge")
+        merged_download = gr.DownloadButton("Download merged model", visible=False, elem_id="export-merged-download")
+    message = gr.Markdown(elem_id="export-message")
+    return locals()
+
+
+def wire(tab: dict[str, Any]) -> None:
+    tab["refresh"].click(lambda: gr.update(choices=adapter_choices()[1:]), None, tab["run"])
+    tab["zip_button"].click(_zip, tab["run"], [tab["download"], tab["message"]])
+    tab["merge_button"].click(_merge, tab["run"], [tab["merged_download"], tab["message"]])
+
+
+def _zip(run_id: str | None):
+    if not run_id:
+        return gr.update(visible=False), "Choose a finished run."
+    try:
+        path = zip_adapter(JobStore().get(run_id).files)
+    except WorkbenchError as err:
+        return gr.update(visible=False), f"**{err}**"
+    return gr.update(value=str(path), visible=True), f"Ready: `{path.name}`"
+
+
+def _merge(run_id: str | None):
+    if not run_id:
+        return gr.update(visible=False), "Choose a finished run."
+    try:
+        folder = merge_adapter(JobStore().get(run_id).files)
+        archive = zip_folder(folder)
+    except WorkbenchError as err:
+        return gr.update(visible=False), f"**{err}**"
+    return gr.update(value=str(archive), visible=True), f"Merged model saved in `{folder}`"

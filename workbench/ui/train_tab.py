@@ -1,0 +1,244 @@
+"""The Train tab: model, method and hyperparameters (generated from the run config), presets, the equivalent
+YAML and CLI command, a pre-flight estimate, and Start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import yaml
+
+from workbench import home, methods, models
+from workbench.config import DataConfig, DatasetSpec, TrainConfig, dump_config, load_config, parse_config
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.jobs import JobStore
+from workbench.models import PRESETS
+from workbench.submission import freeze
+from workbench.ui.form import FormField, build_fields, collect
+from workbench.ui.runs_tab import run_choices
+
+BASIC_TRAIN = ["num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size"]
+BASIC_DATA = ["cutoff_len"]
+DEFAULT_MODEL = next(iter(models.bundled_models()))
+ROW_WIDTH = 6  # fields per row in "Advanced": wide enough to read each help text
+
+
+def preset_paths() -> dict[str, Path]:
+    """Shipped presets, then the user's own (saved from this tab) under the data directory."""
+    found = {p.stem: p for p in sorted(PRESETS.glob("*.yaml")) if p.name != "models.yaml"}
+    found.update({p.stem: p for p in sorted(user_presets_dir().glob("*.yaml"))})
+    return found
+
+
+def user_presets_dir() -> Path:
+    path = home.home() / "presets"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def build() -> dict[str, Any]:
+    train_defaults = TrainConfig()
+    data_defaults = DataConfig(datasets=[DatasetSpec(path="-")])
+    with gr.Row():
+        model = gr.Dropdown(
+            list(models.bundled_models()),
+            value=DEFAULT_MODEL,
+            allow_custom_value=True,
+            label="Model",
+            info="A bundled model, a local model folder, or a hub id (org/name)",
+            elem_id="train-model",
+        )
+        method = gr.Dropdown(
+            [(methods.get(n).title, n) for n in methods.names()],
+            value="lora",
+            label="Method",
+            elem_id="train-method",
+        )
+        name = gr.Textbox(label="Run name", placeholder="optional", elem_id="train-name")
+    lora = methods.get("lora")
+    method_info = gr.Markdown(f"**{lora.title}**: {lora.description}", elem_id="train-method-info")
+    method_fields: dict[str, list[FormField]] = {}
+    groups = {}
+    for method_name in methods.names():
+        spec = methods.get(method_name)
+        with gr.Group(visible=method_name == "lora") as groups[method_name]:
+            with gr.Row():
+                method_fields[method_name] = build_fields("method", spec.params, spec.params(), skip=("name",))
+    with gr.Row():
+        fields = build_fields("train", TrainConfig, train_defaults, names=BASIC_TRAIN)
+        fields += build_fields("data", DataConfig, data_defaults, names=BASIC_DATA)
+    with gr.Accordion("Advanced", open=False):
+        advanced = [n for n in TrainConfig.model_fields if n not in (*BASIC_TRAIN, "stage")]
+        for start in range(0, len(advanced), ROW_WIDTH):
+            with gr.Row():
+                fields += build_fields("train", TrainConfig, train_defaults, names=advanced[start : start + ROW_WIDTH])
+        with gr.Row():
+            fields += build_fields("data", DataConfig, data_defaults, skip=(*BASIC_DATA, "datasets"))
+    estimate_md = gr.Markdown(elem_id="train-estimate")
+    errors = gr.Markdown(elem_id="train-errors")
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", elem_id="train-start")
+    with gr.Accordion("Presets, YAML and command line", open=False):
+        with gr.Row():
+            preset = gr.Dropdown(list(preset_paths()), label="Preset", elem_id="train-preset")
+            load = gr.Button("Load preset")
+            preset_name = gr.Textbox(label="Save as", placeholder="my-preset")
+            save = gr.Button("Save preset")
+        yaml_view = gr.Code(language="yaml", label="Run config (YAML)", elem_id="train-yaml")
+        cli_view = gr.Code(language="shell", label="The same run from the command line", elem_id="train-cli")
+    return {
+        "model": model,
+        "method": method,
+        "name": name,
+        "method_info": method_info,
+        "method_fields": method_fields,
+        "groups": groups,
+        "fields": fields,
+        "estimate": estimate_md,
+        "errors": errors,
+        "start": start,
+        "preset": preset,
+        "load": load,
+        "preset_name": preset_name,
+        "save": save,
+        "yaml": yaml_view,
+        "cli": cli_view,
+        "cutoff": next(f.component for f in fields if f.path == "data.cutoff_len"),
+        "train_on_prompt": next(f.component for f in fields if f.path == "data.train_on_prompt"),
+    }
+
+
+def all_fields(tab: dict[str, Any]) -> list[FormField]:
+    return tab["fields"] + [f for fs in tab["method_fields"].values() for f in fs]
+
+
+def raw_config(tab: dict[str, Any], values: list[Any]) -> dict[str, Any]:
+    """The form's values as a raw config dict (not yet validated)."""
+    model, method, name, dataset, *rest = values
+    fields = all_fields(tab)
+    sections = collect(fields, rest)
+    method_values = {f.name: sections["method"][f.name] for f in tab["method_fields"].get(method, [])}
+    data = sections["data"] | {"datasets": [{"path": dataset}] if dataset else []}
+    return {
+        "name": name or None,
+        "model": {"name_or_path": model},
+        "data": data,
+        "method": {"name": method, **method_values},
+        "train": sections["train"],
+    }
+
+
+def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector) -> None:
+    fields = all_fields(tab)
+    inputs = [tab["model"], tab["method"], tab["name"], dataset_path, *[f.component for f in fields]]
+    method_names = methods.names()
+
+    def show_method(method: str):
+        spec = methods.get(method)
+        return [gr.update(visible=n == method) for n in method_names] + [f"**{spec.title}**: {spec.description}"]
+
+    method_outputs = [*(tab["groups"][n] for n in method_names), tab["method_info"]]
+    tab["method"].change(show_method, tab["method"], method_outputs)
+
+    def preview(*values):
+        raw = raw_config(tab, list(values[:-1]))
+        stats = values[-1] or {}
+        try:
+            config = parse_config(raw)
+        except ConfigError as err:
+            return _problems(err), "", "", _estimate_text(None, raw, stats)
+        return "", dump_config(config), _cli(raw), _estimate_text(config, raw, stats)
+
+    outputs = [tab["errors"], tab["yaml"], tab["cli"], tab["estimate"]]
+    for component in [*inputs, stats_state]:
+        component.change(preview, [*inputs, stats_state], outputs)
+
+    def start(*values):
+        raw = raw_config(tab, list(values))
+        try:
+            job = JobStore().submit(freeze(parse_config(raw)))
+        except ConfigError as err:
+            return _problems(err), gr.update(), gr.update()
+        except WorkbenchError as err:
+            return f"**Cannot start:** {err}", gr.update(), gr.update()
+        return f"Started run `{job.id}`.", gr.Tabs(selected="runs"), gr.update(choices=run_choices(), value=job.id)
+
+    tab["start"].click(start, inputs, [tab["errors"], tabs, runs_selector])
+
+    def load_preset(preset: str):
+        try:
+            config = load_config(preset_paths()[preset])
+        except (KeyError, ConfigError) as err:
+            return [f"**Cannot load preset:** {err}"] + [gr.update()] * (len(fields) + 4)
+        dump = config.model_dump()
+        chosen = tab["method_fields"][config.method.name]
+        values = [dump[f.section][f.name] if f.section != "method" or f in chosen else gr.update() for f in fields]
+        values = [",".join(v) if isinstance(v, list) else v for v in values]
+        path = config.data.datasets[0].path
+        return ["", config.model.name_or_path, config.method.name, config.name or "", path, *values]
+
+    tab["load"].click(
+        load_preset, tab["preset"], [tab["errors"], tab["model"], tab["method"], tab["name"], dataset_path]
+        + [f.component for f in fields]
+    )  # fmt: skip
+
+    def save_preset(preset_name: str, *values):
+        raw = raw_config(tab, list(values))
+        try:
+            config = parse_config(raw)
+        except ConfigError as err:
+            return _problems(err), gr.update()
+        safe = "".join(c for c in preset_name if c.isalnum() or c in "-_") or "my-preset"
+        (user_presets_dir() / f"{safe}.yaml").write_text(dump_config(config), encoding="utf-8")
+        return f"Saved preset `{safe}`.", gr.update(choices=list(preset_paths()), value=safe)
+
+    tab["save"].click(save_preset, [tab["preset_name"], *inputs], [tab["errors"], tab["preset"]])
+
+
+def _problems(err: ConfigError) -> str:
+    lines = "\n".join(
+        "- **dataset**: choose one in the Data tab"
+        if p.field == "data.datasets"
+        else f"- **{p.field or 'config'}**: {p.message}"
+        for p in err.problems
+    )
+    return f"**Please fix these settings:**\n{lines}"
+
+
+def _cli(raw: dict[str, Any]) -> str:
+    """The command that starts the same run: the YAML saved as run.yaml, or overrides on top of it."""
+    flat = []
+    for section in ("model", "data", "method", "train"):
+        for key, value in raw[section].items():
+            if value is not None and key != "datasets":
+                flat.append(f"--set {section}.{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
+    dataset = raw["data"].get("datasets") or [{"path": "DATA.json"}]
+    head = f"python -m workbench train run.yaml --set data.datasets.0.path={dataset[0]['path']}"
+    return " \\\n  ".join([head, *flat])
+
+
+def _estimate_text(config, raw: dict[str, Any], stats: dict[str, Any]) -> str:
+    if config is None:
+        return ""
+    try:
+        from workbench.estimate import estimate
+    except ImportError:
+        return ""
+    folder = models.local_folder(config.model.name_or_path)
+    if folder is None:
+        return "_Estimate: available once the model is on this machine._"
+    mean = stats.get("length_mean") or min(config.data.cutoff_len, 256)
+    mean = min(mean, config.data.cutoff_len)
+    try:
+        e = estimate(config, folder, mean, dataset_rows=stats.get("rows"))
+    except Exception as err:  # noqa: BLE001  an estimate must never break the form
+        return f"_No estimate: {err}_"
+    verdict = {"fits": "Fits", "tight": "Tight", "will-not-fit": "Will not fit"}[e.verdict]
+    minutes = e.total_seconds / 60
+    return (
+        f"**{verdict}** · peak memory ~{e.peak_memory_mb / 1024:.1f} GiB of {e.available_memory_mb / 1024:.1f} GiB "
+        f"· ~{e.seconds_per_step:.1f} s/step · {e.total_steps} steps ≈ {minutes:.0f} min · "
+        f"trainable {e.trainable_params:,} ({e.trainable_share:.2%}) of {e.total_params:,} parameters"
+        + (f"  \n{e.advice}" if e.advice else "")
+    )
