@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,24 @@ os.environ.setdefault("WORKBENCH_MODELS", str(REPO / ".home" / "models"))
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch) -> Path:
-    """A fresh, empty workbench data directory for each test."""
+    """A fresh, empty workbench data directory for each test; workers a failed test left running are killed."""
     path = tmp_path / "home"
     monkeypatch.setenv("WORKBENCH_HOME", str(path))
-    return path
+    yield path
+    kill_workers(path)
+
+
+def kill_workers(home: Path) -> None:
+    # Workers run in their own sessions: nothing else would stop them once a test has failed half-way.
+    for db in home.rglob("jobs.sqlite"):
+        from workbench.jobs import ACTIVE_STATES, JobStore
+
+        for job in JobStore(db).list():
+            if job.state in ACTIVE_STATES and job.pid:
+                try:
+                    os.killpg(job.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 @pytest.fixture(scope="session")

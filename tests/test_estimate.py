@@ -154,13 +154,13 @@ def test_too_little_memory_says_which_fields_to_change(tmp_path):
     config = identity("data.cutoff_len=512")
     small = estimate(config, folder, 300, available_memory_mb=1024, calibration=FIXED)
     assert small.verdict == "will-not-fit"
-    text = " ".join(small.advice)
+    text = small.advice
     for words in ("train.per_device_train_batch_size (now 8)", "data.cutoff_len (now 512)", "QLoRA"):
         assert words in text
     tight = estimate(config, folder, 300, available_memory_mb=small.peak_memory_mb / 0.8, calibration=FIXED)
-    assert tight.verdict == "tight" and "data.cutoff_len" in tight.advice[0]
+    assert tight.verdict == "tight" and "data.cutoff_len" in tight.advice
     roomy = estimate(config, folder, 300, available_memory_mb=small.peak_memory_mb * 2, calibration=FIXED)
-    assert roomy.verdict == "fits" and roomy.advice == ()
+    assert roomy.verdict == "fits" and roomy.advice == ""
     assert roomy.available_memory_mb == pytest.approx(small.peak_memory_mb * 2, abs=0.1)
 
 
@@ -176,7 +176,7 @@ def test_bf16_on_cpu_is_flagged_and_estimated_slow(tmp_path):
     fp32 = estimate(identity(), folder, 80, calibration=FIXED)
     bf16 = estimate(identity("train.precision=bf16"), folder, 80, calibration=FIXED)
     assert bf16.seconds_per_step > 20 * fp32.seconds_per_step
-    assert any("train.precision" in line for line in bf16.advice)
+    assert "train.precision" in bf16.advice
 
 
 def test_a_gpu_needs_its_free_memory_and_checkpoints_large_models(tmp_path):
@@ -190,7 +190,7 @@ def test_a_gpu_needs_its_free_memory_and_checkpoints_large_models(tmp_path):
                    device="cuda", available_memory_mb=24_000)  # fmt: skip
     assert auto.total_params > 1e9
     assert auto.peak_memory_mb < off.peak_memory_mb and auto.seconds_per_step > off.seconds_per_step
-    assert any("gradient_checkpointing" in line for line in off.advice) or off.verdict == "fits"
+    assert "gradient_checkpointing" in off.advice or off.verdict == "fits"
 
 
 # -- scaling and steps ------------------------------------------------------------------------------------
@@ -307,9 +307,9 @@ def test_estimate_is_within_a_factor_of_two_of_real_runs(model_ref, home):
     configs = {name: freeze(identity(*COMMON, *overrides)) for name, overrides in SETTINGS.items()}
     jobs = {name: store.submit(config) for name, config in configs.items()}  # the queue runs them one by one
 
-    compared = {}
+    compared, statuses = {}, {}
     for name, job in jobs.items():
-        status = wait_finished(store, job.id).files.read_status()
+        status = statuses[name] = wait_finished(store, job.id).files.read_status()
         stats = status["data_stats"]
         predicted = estimate(
             configs[name], model_ref.path, stats["length_mean"], dataset_rows=stats["rows"], calibration=calibration
@@ -318,16 +318,32 @@ def test_estimate_is_within_a_factor_of_two_of_real_runs(model_ref, home):
             "peak_memory_mb": (status["peak_memory_mb"], predicted.peak_memory_mb),
             "seconds_per_step": (status["seconds_per_step"], predicted.seconds_per_step),
         }
-    print(json.dumps({"calibration": calibration.detail, "measured, estimated": compared}, indent=1))
+    # Once runs are on record they calibrate later estimates; leaving them out falls back to the benchmark.
+    measured = calibrate()
+    assert measured.source == "runs"
+    assert calibrate(exclude=[Path(j.run_dir) for j in jobs.values()]).source == "benchmark"
+    recalibrated = {
+        name: estimate(configs[name], model_ref.path, status["data_stats"]["length_mean"], calibration=measured)
+        for name, status in statuses.items()
+    }
+    print(
+        json.dumps(
+            {
+                "calibration": [calibration.flops_per_second, calibration.detail],
+                "from runs": [measured.flops_per_second, measured.detail],
+                "measured, estimated": compared,
+                "seconds_per_step estimated from the runs": {k: e.seconds_per_step for k, e in recalibrated.items()},
+            },
+            indent=1,
+        )
+    )
     for name, figures in compared.items():
-        for key, (measured, estimated) in figures.items():
-            assert 0.5 <= estimated / measured <= 2, f"{name}: {key} measured {measured}, estimated {estimated}"
+        for key, (measured_value, estimated) in figures.items():
+            assert 0.5 <= estimated / measured_value <= 2, (
+                f"{name}: {key} measured {measured_value}, estimated {estimated}"
+            )
     # The estimate scales: the longer setting's step costs several times the shorter one's, in both.
     (mem_a, est_mem_a), (sec_a, est_sec_a) = compared["identity, batch 4, cutoff 128"].values()
     (mem_b, est_mem_b), (sec_b, est_sec_b) = compared["alpaca, batch 4, cutoff 256"].values()
     assert 0.67 <= (est_sec_b / est_sec_a) / (sec_b / sec_a) <= 1.5
     assert 0.67 <= (est_mem_b / est_mem_a) / (mem_b / mem_a) <= 1.5
-
-    # Once runs are on record they calibrate later estimates; leaving them out falls back to the benchmark.
-    assert calibrate().source == "runs"
-    assert calibrate(exclude=[Path(j.run_dir) for j in jobs.values()]).source == "benchmark"

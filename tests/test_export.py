@@ -69,6 +69,7 @@ def test_adapter_zip_holds_adapter_tokenizer_card_and_loss_chart(run, tmp_path):
     } <= names
     assert chart.startswith(PNG_SIGNATURE) and len(chart) > 5000
     assert zip_adapter(run) == run.root / "run-1-adapter.zip"
+    assert not list(run.root.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))  # written, then renamed
 
 
 def test_loss_chart_needs_logged_losses():

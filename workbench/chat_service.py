@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ModelLoadError, OutOfMemoryError, WorkbenchError
+from workbench.errors import ModelLoadError, OutOfMemoryError, WorkbenchError, describe
 from workbench.run_files import RunFiles
 
 # How often a waiting parent checks that the child is still alive, in seconds.
@@ -64,6 +64,8 @@ class ChatService:
 
     def __init__(self, *, threads: int | None = None):
         self.threads = threads
+        # A plain Lock, not an RLock: Gradio may resume (or close) a streaming generator on another thread than
+        # the one that started it, and only a plain Lock may be released from a different thread.
         self._lock = threading.Lock()
         self._process: Any = None
         self._conn: Connection | None = None
@@ -228,6 +230,8 @@ def _check_run(files: RunFiles) -> None:
         raise ModelLoadError(f"run folder {files.root} does not exist")
     if not (files.adapter / "adapter_config.json").is_file():
         raise ModelLoadError(f"run {files.root.name} has no adapter yet: it has not finished")
+    if not files.config.is_file():
+        raise ModelLoadError(f"{files.root} has no config.yaml: not a run folder")
 
 
 def _plain_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -282,8 +286,6 @@ def _serve(conn: Connection, threads: int | None, offline: bool) -> None:
         except (BrokenPipeError, EOFError):
             return
         except Exception as err:
-            from workbench.errors import describe
-
             traceback.print_exc()
             try:
                 conn.send(("error", *describe(err)))

@@ -54,13 +54,30 @@ CHECKPOINTING_MIN_PARAMS = 1_000_000_000
 # reading larger weights adds roughly 4 s per further GB from a local disk (assumed).
 STARTUP_SECONDS = 8.0
 STARTUP_SECONDS_PER_GB = 4.0
-# AdamW keeps two fp32 moments per trainable weight; adapters are trained in fp32 even on a bf16 base (PEFT).
-_OPTIMIZER_STATES = {"adamw_torch": 2, "adamw_torch_fused": 2, "adafactor": 1, "sgd": 0}
+# Optimizer state per trainable weight, in fp32 values (adapters stay fp32 even on a bf16 base: PEFT upcasts
+# them): AdamW keeps two moments; Adafactor only a row and a column per matrix; SGD without momentum nothing.
+_OPTIMIZER_STATES = {"adamw_torch": 2, "adamw_torch_fused": 2, "adafactor": 0, "sgd": 0}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the worker will run the config on this device, as far as the estimate needs it."""
+
+    device: Device
+    precision: str
+    checkpointing: bool
+    length: float  # tokens per example after the cut
+    tokens: float  # tokens per micro-batch
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """What a run is expected to need; `total_steps` and `total_seconds` are None when the row count is unknown."""
+    """What a run is expected to need.
+
+    `total_steps` and `total_seconds` (start-up included) are None when a run set by epochs has no row count.
+    `trainable_share` is trainable / (base + trainable), as PEFT reports it. `advice` is empty when the run fits
+    and nothing else needs saying; otherwise one sentence per line, each naming the config fields to change.
+    """
 
     peak_memory_mb: float
     seconds_per_step: float
@@ -71,7 +88,7 @@ class Estimate:
     trainable_share: float
     available_memory_mb: float
     verdict: Verdict
-    advice: tuple[str, ...]
+    advice: str
 
 
 def estimate(
@@ -105,10 +122,11 @@ def estimate(
     length = min(mean_tokens_per_example, d.cutoff_len)
     # Packed rows are cutoff_len tokens of several examples; attention still stays within each example.
     tokens = t.per_device_train_batch_size * (d.cutoff_len if d.packing else length)
-    memory = _memory_mb(config, arch, trainable, tokens, device, precision, checkpointing)
+    plan = _Plan(device, precision, checkpointing, length, tokens)
+    memory = _memory_mb(config, arch, trainable, plan)
     peak = sum(memory.values())
 
-    rate = _flops_per_second(calibration or calibrate(device), device, precision, t.threads)
+    rate = _flops_per_second(calibration or calibrate(device), plan, t.threads)
     flops = step_flops(arch, config.method, tokens, tokens / length, checkpointing)
     seconds_per_step = t.gradient_accumulation_steps * flops / rate + STEP_OVERHEAD_SECONDS
 
@@ -133,17 +151,7 @@ def estimate(
         trainable_share=trainable / (total + trainable),
         available_memory_mb=round(available_memory_mb, 1),
         verdict=verdict,
-        advice=_advice(
-            config,
-            verdict,
-            memory,
-            available_memory_mb,
-            device,
-            precision,
-            checkpointing,
-            tokens,
-            mean_tokens_per_example,
-        ),
+        advice=_advice(config, verdict, memory, available_memory_mb, plan, mean_tokens_per_example),
     )
 
 
@@ -155,33 +163,26 @@ def verdict_for(peak_memory_mb: float, available_memory_mb: float) -> Verdict:
     return "fits" if share < FITS_BELOW else "tight" if share < TIGHT_BELOW else "will-not-fit"
 
 
-def _memory_mb(
-    config: RunConfig,
-    arch: Architecture,
-    trainable: int,
-    tokens: float,
-    device: Device,
-    precision: str,
-    checkpointing: bool,
-) -> dict[str, float]:
+def _memory_mb(config: RunConfig, arch: Architecture, trainable: int, plan: _Plan) -> dict[str, float]:
     """Peak memory by part, MiB: runtime, base weights, adapter state, activations (layers + LM head)."""
-    dtype_bytes = 4 if precision == "fp32" else 2
+    dtype_bytes = 4 if plan.precision == "fp32" else 2
     states = _OPTIMIZER_STATES.get(config.train.optim, 2)
-    per_token_layer = activation_bytes_per_token_layer(arch, config.method, dtype_bytes, checkpointing)
-    layers = tokens * arch.num_layers * per_token_layer * ACTIVATION_OVERHEAD[device]
+    per_token_layer = activation_bytes_per_token_layer(arch, config.method, dtype_bytes, plan.checkpointing)
+    layers = plan.tokens * arch.num_layers * per_token_layer * ACTIVATION_OVERHEAD[plan.device]
     return {
-        "runtime": CPU_RUNTIME_MB if device == "cpu" else GPU_RUNTIME_MB,
+        "runtime": CPU_RUNTIME_MB if plan.device == "cpu" else GPU_RUNTIME_MB,
         "weights": arch.total_params * dtype_bytes / MIB,
-        "adapter": trainable * 4 * (2 + states) / MIB,  # fp32 weights, gradients and optimizer moments
-        "activations": (layers + lm_head_bytes(arch, tokens, dtype_bytes)) / MIB,
+        "adapter": trainable * 4 * (2 + states) / MIB,  # fp32 weights, gradients and optimizer state
+        "activations": (layers + lm_head_bytes(arch, plan.tokens, dtype_bytes)) / MIB,
     }
 
 
-def _flops_per_second(calibration: Calibration, device: Device, precision: str, threads: int | None) -> float:
-    if device == "cpu":
-        rate = calibration.flops_per_second * thread_speedup(cpu_threads(threads))
-        return rate / CPU_HALF_PRECISION_SLOWDOWN if precision != "fp32" else rate
-    return calibration.flops_per_second / GPU_FP32_SLOWDOWN if precision == "fp32" else calibration.flops_per_second
+def _flops_per_second(calibration: Calibration, plan: _Plan, threads: int | None) -> float:
+    rate = calibration.flops_per_second
+    if plan.device == "cpu":
+        rate *= thread_speedup(cpu_threads(threads))
+        return rate / CPU_HALF_PRECISION_SLOWDOWN if plan.precision != "fp32" else rate
+    return rate / GPU_FP32_SLOWDOWN if plan.precision == "fp32" else rate
 
 
 def _total_steps(config: RunConfig, rows: int | None, length: float) -> int | None:
@@ -200,16 +201,8 @@ def _total_steps(config: RunConfig, rows: int | None, length: float) -> int | No
 
 
 def _advice(
-    config: RunConfig,
-    verdict: Verdict,
-    memory: dict[str, float],
-    available: float,
-    device: Device,
-    precision: str,
-    checkpointing: bool,
-    tokens: float,
-    mean_length: float,
-) -> tuple[str, ...]:
+    config: RunConfig, verdict: Verdict, memory: dict[str, float], available: float, plan: _Plan, mean_length: float
+) -> str:
     t, d = config.train, config.data
     advice = []
     if verdict != "fits":
@@ -217,21 +210,22 @@ def _advice(
             f"lower train.per_device_train_batch_size (now {t.per_device_train_batch_size}) or data.cutoff_len "
             f"(now {d.cutoff_len}), raising train.gradient_accumulation_steps to keep the effective batch"
         )
-        if device == "cuda" and not checkpointing:
+        if plan.device == "cuda" and not plan.checkpointing:
             shrink += ", or set train.gradient_checkpointing to on"
         smaller = "use QLoRA (4-bit base weights) or a smaller model (model.name_or_path)"
         fixes = [shrink, smaller] if memory["activations"] >= memory["weights"] else [smaller, shrink]
         peak = sum(memory.values())
         advice.append(
             f"Needs about {peak:,.0f} MiB at its peak, {peak / max(available, 1):.0%} of the {available:,.0f} MiB "
-            f"available: activations for ~{tokens:,.0f} tokens per step take {memory['activations']:,.0f} MiB and "
-            f"the base weights {memory['weights']:,.0f} MiB. To fit, {fixes[0]}; or {fixes[1]}."
+            f"available: activations for ~{plan.tokens:,.0f} tokens per step take {memory['activations']:,.0f} MiB "
+            f"and the base weights {memory['weights']:,.0f} MiB. To fit, {fixes[0]}; or {fixes[1]}."
         )
-    if device == "cpu" and precision != "fp32":
+    if plan.device == "cpu" and plan.precision != "fp32":
         advice.append(
-            f"train.precision is {precision}: this CPU computes it ~50x slower than fp32; set train.precision to auto."
+            f"train.precision is {plan.precision}: a CPU without native {plan.precision} computes it ~50x slower than "
+            "fp32; set train.precision to auto."
         )
-    if device == "cpu" and checkpointing:
+    if plan.device == "cpu" and plan.checkpointing:
         advice.append(
             "train.gradient_checkpointing is on: on a CPU it repeats the forward pass (about a third more time per "
             "step) for little memory; set it to auto unless memory is short."
@@ -241,4 +235,4 @@ def _advice(
             f"The mean example ({mean_length:,.0f} tokens) is longer than data.cutoff_len ({d.cutoff_len}): most "
             "examples will be cut; raise data.cutoff_len if their endings matter."
         )
-    return tuple(advice)
+    return "\n".join(advice)

@@ -16,12 +16,14 @@ import sys
 import tempfile
 import traceback
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from workbench.errors import ModelLoadError, OutOfMemoryError, WorkbenchError
+from workbench.errors import ModelLoadError, OutOfMemoryError, WorkbenchError, describe
 from workbench.run_files import RunFiles
 
 # Weights barely compress, and deflating a full model takes longer than sending it: store them as they are.
@@ -35,15 +37,13 @@ def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
     """
     _require_adapter(files)
     output = Path(output) if output else files.root / f"{files.root.name}-adapter.zip"
-    tmp = output.with_name(f".{output.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with _writing_zip(output) as zf:
         for path in sorted(files.adapter.rglob("*")):
             if path.is_file():
                 zf.write(path, Path("adapter") / path.relative_to(files.adapter))
         chart = loss_chart_png(files.read_metrics(), title=files.root.name)
         if chart is not None:
             zf.writestr("loss.png", chart)
-    tmp.replace(output)
     return output
 
 
@@ -118,14 +118,29 @@ def zip_folder(path: Path, output: Path | None = None) -> Path:
     if not path.is_dir():
         raise WorkbenchError(f"{path} is not a folder")
     output = Path(output) if output else path.with_name(f"{path.name}.zip")
-    tmp = output.with_name(f".{output.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with _writing_zip(output) as zf:
         for item in sorted(path.rglob("*")):
             if item.is_file():
                 method = zipfile.ZIP_STORED if item.suffix in _STORED_SUFFIXES else zipfile.ZIP_DEFLATED
                 zf.write(item, Path(path.name) / item.relative_to(path), compress_type=method)
-    tmp.replace(output)
     return output
+
+
+@contextmanager
+def _writing_zip(output: Path) -> Iterator[zipfile.ZipFile]:
+    # Written beside `output` under a name of its own (two clicks on one download must not share a file) and
+    # renamed into place when complete: a reader never sees half a zip.
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            yield zf
+        tmp.chmod(0o644)  # mkstemp's private mode is not what a download should have
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _require_adapter(files: RunFiles) -> None:
@@ -180,15 +195,19 @@ def _merge(files: RunFiles, output_dir: Path) -> None:
     base = models.load_model(ref, dtype=torch.float32)
     merged = PeftModel.from_pretrained(base, str(files.adapter)).merge_and_unload()
 
+    from filelock import FileLock
+
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
     try:
         staging.chmod(0o755)
         merged.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        staging.rename(output_dir)
+        # Two merges of one run may finish together: swap the folders one at a time.
+        with FileLock(str(output_dir.parent / f".{output_dir.name}.lock")):
+            if output_dir.exists():
+                shutil.rmtree(output_dir)
+            staging.rename(output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -204,8 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _merge(files, (args.output or files.root / "merged").resolve())
     except Exception as err:
-        from workbench.errors import describe
-
         traceback.print_exc()
         category, message = describe(err)
         sys.stdout.write(json.dumps({"category": category, "message": message}) + "\n")

@@ -7,6 +7,7 @@ is cached in the data directory. If that fails too, a conservative built-in rate
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -39,9 +40,10 @@ DEFAULT_GPU_FLOPS = 40e12
 # Training reaches this share of the benchmark's bare fp32 matmul rate. Measured here, one thread: 92 GFLOP/s
 # for the matmul, 54 GFLOP/s of model FLOPs (costs.flops_per_token) for the worker training SmolLM2-135M.
 TRAINING_SHARE_OF_MATMUL = 0.58
-# What each CPU thread beyond the first adds, as a share of one thread's rate: a 2-thread fp32 matmul ran 1.95x
-# a 1-thread one here; training synchronizes more often (many small ops per layer), so less is assumed.
-EXTRA_THREAD_EFFICIENCY = 0.75
+# What each CPU thread beyond the first adds, as a share of one thread's rate. Here a 2-thread fp32 matmul ran
+# 1.95x one thread, but a LoRA training step on SmolLM2 only 1.63x (84 -> 137 tokens/s, best of 4, machine
+# shared); STACK-NOTES saw 145 tokens/s on 2 threads (1.73x). Many small ops per layer synchronize the threads.
+EXTRA_THREAD_EFFICIENCY = 0.7
 # Seconds per optimizer step that do not grow with tokens (optimizer update, Python dispatch of ~1,000 ops,
 # logging): SmolLM2 steps on 57-token batches took ~0.1 s more than their FLOPs explain.
 STEP_OVERHEAD_SECONDS = 0.1
@@ -112,7 +114,7 @@ def from_runs(device: Device, runs_dir: Path, exclude: Collection[Path] = ()) ->
     folders.sort(key=lambda p: _mtime(p / "metrics.jsonl"), reverse=True)
     rates: list[float] = []
     for folder in folders:
-        rate = _run_rate(RunFiles(folder), device)
+        rate = _run_rate(str(folder), _mtime(folder / "metrics.jsonl"), _mtime(folder / "manifest.json"), device)
         if rate is not None:
             rates.append(rate)
         if len(rates) == RECENT_RUNS:
@@ -122,12 +124,15 @@ def from_runs(device: Device, runs_dir: Path, exclude: Collection[Path] = ()) ->
     return Calibration(statistics.median(rates), "runs", f"median of {len(rates)} measured run(s)")
 
 
-def _run_rate(files: RunFiles, device: Device) -> float | None:
+@functools.lru_cache(maxsize=256)  # the form re-estimates on every change; a run's files change only while it runs
+def _run_rate(folder: str, metrics_mtime: float, manifest_mtime: float, device: Device) -> float | None:
+    # The modification times only key the cache: a run that logs another step is read again.
+    files = RunFiles(Path(folder))
     try:
         config = parse_config(yaml.safe_load(files.config.read_text(encoding="utf-8")))
         hardware = _read_json(files.manifest).get("hardware", {})
-        model_dir = _local_model_dir(config.model.name_or_path)
-        if model_dir is None:
+        model_dir = models.local_folder(config.model.name_or_path)  # never converts or downloads
+        if model_dir is None or config.data.val_size > 0:  # evaluation between logged steps would read as slowness
             return None
         arch = read_architecture(model_dir)
     except Exception:  # noqa: BLE001  a run we cannot read is no evidence, not an error
@@ -157,16 +162,6 @@ def _run_rate(files: RunFiles, device: Device) -> float | None:
 # Runs in a precision the device is slow at (bf16 on a CPU without native bf16) say nothing about its speed.
 _FAST = {"cpu": ("fp32",), "cuda": ("bf16", "fp16")}
 _AUTO_PRECISION = {"cpu": "fp32", "cuda": "bf16"}
-
-
-def _local_model_dir(ref: str) -> Path | None:
-    """The model's folder if it is on disk already; never converts or downloads."""
-    for bundled in models.bundled_models().values():
-        if ref in (bundled.key, bundled.hub_id):
-            folder = home.models_dir() / bundled.key
-            return folder if (folder / "config.json").is_file() else None
-    folder = Path(ref).expanduser()
-    return folder if (folder / "config.json").is_file() else None
 
 
 def cached_benchmark() -> float | None:

@@ -75,4 +75,5 @@ def main(argv: list[str] | None = None) -> None:
         max_file_size=max_dataset_bytes(),
         css_paths=[STATIC / "workbench.css"],
         show_error=True,
+        ssr_mode=False,  # server-side rendering would start a Node.js server first: slower to open, no gain here
     )
