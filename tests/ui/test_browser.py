@@ -120,6 +120,7 @@ def test_click_through_upload_train_watch_chat_download(browser, tmp_path, model
         set_number(page, "field-train-save_steps", "4")
         page.get_by_text("Presets, YAML and command line").click()
         page.locator("#train-yaml").get_by_text("max_steps: 8").wait_for(timeout=30_000)
+        page.locator("#train-estimate").get_by_text(re.compile(r"(Fits|Tight) · peak memory")).wait_for(timeout=60_000)
         shot(page, "2-train")
         page.locator("#train-start").click()
 

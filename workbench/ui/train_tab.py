@@ -12,6 +12,7 @@ import yaml
 from workbench import home, methods, models
 from workbench.config import DataConfig, DatasetSpec, TrainConfig, dump_config, load_config, parse_config
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.estimate import estimate
 from workbench.jobs import JobStore
 from workbench.models import PRESETS
 from workbench.submission import freeze
@@ -221,24 +222,24 @@ def _cli(raw: dict[str, Any]) -> str:
 def _estimate_text(config, raw: dict[str, Any], stats: dict[str, Any]) -> str:
     if config is None:
         return ""
-    try:
-        from workbench.estimate import estimate
-    except ImportError:
-        return ""
     folder = models.local_folder(config.model.name_or_path)
     if folder is None:
         return "_Estimate: available once the model is on this machine._"
-    mean = stats.get("length_mean") or min(config.data.cutoff_len, 256)
+    if stats.get("rows"):
+        mean = stats["total_tokens"] / stats["rows"]  # after truncation at the cutoff the stats were made with
+    else:
+        mean = 256  # a typical instruction example, until a dataset is inspected
     mean = min(mean, config.data.cutoff_len)
     try:
         e = estimate(config, folder, mean, dataset_rows=stats.get("rows"))
     except Exception as err:  # noqa: BLE001  an estimate must never break the form
         return f"_No estimate: {err}_"
     verdict = {"fits": "Fits", "tight": "Tight", "will-not-fit": "Will not fit"}[e.verdict]
-    minutes = e.total_seconds / 60
+    total = f"{e.total_steps} steps ≈ {e.total_seconds / 60:.0f} min" if e.total_seconds else "total: pick a dataset"
+    advice = "  \n".join(line for line in e.advice.splitlines() if line)
     return (
         f"**{verdict}** · peak memory ~{e.peak_memory_mb / 1024:.1f} GiB of {e.available_memory_mb / 1024:.1f} GiB "
-        f"· ~{e.seconds_per_step:.1f} s/step · {e.total_steps} steps ≈ {minutes:.0f} min · "
+        f"· ~{e.seconds_per_step:.1f} s/step · {total} · "
         f"trainable {e.trainable_params:,} ({e.trainable_share:.2%}) of {e.total_params:,} parameters"
-        + (f"  \n{e.advice}" if e.advice else "")
+        + (f"  \n{advice}" if advice else "")
     )
