@@ -4,10 +4,11 @@
 
 Both train LoRA (r=8, all linear layers, no dropout so the runs are comparable step by step) on the same rows of
 LLaMA-Factory's alpaca demo with the same seed, batch and learning rate; the runs are interleaved
-(workbench, plain, workbench, plain, ...) so drifts in machine load hit both. Throughput counts real
-(non-padding) tokens per second over steps 2..N (step 1 includes warm-up). "Launch to training" is the time
-from starting the process to the trainer's first batch (imports, data, model); "launch to step 1" adds the
-first optimizer step itself. The model is converted before anything is timed.
+(workbench, warm workbench, plain, ...) so drifts in machine load hit all. "Workbench" starts a fresh worker
+process; "warm" has the launcher the UI keeps running fork it, with the training stack already imported.
+Throughput counts real (non-padding) tokens per second over steps 2..N (step 1 includes warm-up). "Launch to
+training" is the time from starting the process to the trainer's first batch (imports, data, model); "launch to
+step 1" adds the first optimizer step itself. The model is converted before anything is timed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -25,14 +27,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from workbench import models  # noqa: E402
+from workbench import launcher, models  # noqa: E402
 from workbench.config import parse_config, save_config  # noqa: E402
 from workbench.run_files import RunFiles  # noqa: E402
 
 DATA = REPO / "presets" / "data" / "alpaca_en_demo.json"
 
 
-def run_workbench(settings: dict, work: Path) -> dict:
+def run_workbench(settings: dict, work: Path, warm: bool = False) -> dict:
+    """One worker run: a fresh `python -m workbench.worker` process, or (warm) one forked by the launcher."""
     run_dir = work / f"wb-{time.time_ns()}"
     run_dir.mkdir()
     subset = work / "subset.json"
@@ -54,15 +57,22 @@ def run_workbench(settings: dict, work: Path) -> dict:
         }
     )
     save_config(config, run_dir / "config.yaml")
-    launched = time.time()
-    subprocess.run(
-        [sys.executable, "-m", "workbench.worker", str(run_dir)],
-        cwd=REPO,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     files = RunFiles(run_dir)
+    launched = time.time()
+    if warm:
+        pid = launcher.start_worker(run_dir, files.log, {})
+        assert pid is not None, "no launcher answered"
+        while Path(f"/proc/{pid}").exists() and files.read_status().get("state") not in ("finished", "failed"):
+            time.sleep(0.1)
+    else:
+        subprocess.run(
+            [sys.executable, "-m", "workbench.worker", str(run_dir)],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    time.sleep(0.2)  # the worker's last status write (peak memory) follows its state
     status = files.read_status()
     steps = [r for r in files.read_metrics() if "loss" in r]
     result = summarize(launched, status["first_step_at"], steps, status["peak_memory_mb"])
@@ -126,21 +136,37 @@ def main() -> None:
         "plain_gradient_checkpointing": args.plain_gradient_checkpointing,
     }
     model_dir = models.resolve("smollm2-135m-instruct").path  # converted before anything is timed
-    results: dict[str, list[dict]] = {"workbench": [], "plain TRL": []}
+    runners = {
+        "workbench": lambda work: run_workbench(settings, work),
+        "workbench, warm": lambda work: run_workbench(settings, work, warm=True),
+        "plain TRL": lambda work: run_plain(settings, work, model_dir),
+    }
+    results: dict[str, list[dict]] = {name: [] for name in runners}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        os.environ.setdefault("WORKBENCH_HOME", str(work / "home"))
-        for round_ in range(args.rounds):
-            for name, run in (("workbench", run_workbench), ("plain TRL", run_plain)):
-                result = run(settings, work) if name == "workbench" else run(settings, work, model_dir)
-                results[name].append(result)
-                print(
-                    f"round {round_ + 1} {name:10} {result['tokens_per_second']:7.1f} tok/s  "
-                    f"launch->step1 {result['launch_to_first_step_s']:5.1f} s  "
-                    f"peak {result['peak_memory_mb']:7.0f} MiB",
-                    flush=True,
-                )
+        os.environ["WORKBENCH_HOME"] = str(work / "home")
+        launcher.ensure_running()  # the UI starts one too; it warms up before anything is timed
+        while not launcher.pid_path().exists():
+            time.sleep(0.2)
+        try:
+            run_rounds(args.rounds, runners, results, work)
+        finally:
+            os.kill(int(launcher.pid_path().read_text()), signal.SIGTERM)
     report(settings, results)
+
+
+def run_rounds(rounds: int, runners: dict, results: dict[str, list[dict]], work: Path) -> None:
+    for round_ in range(rounds):
+        for name, run in runners.items():
+            result = run(work)
+            results[name].append(result)
+            print(
+                f"round {round_ + 1} {name:16} {result['tokens_per_second']:7.1f} tok/s  "
+                f"launch->training {result['launch_to_training_s']:5.1f} s  "
+                f"launch->step1 {result['launch_to_first_step_s']:5.1f} s  "
+                f"peak {result['peak_memory_mb']:7.0f} MiB",
+                flush=True,
+            )
 
 
 def report(settings: dict, results: dict[str, list[dict]]) -> None:
@@ -148,16 +174,20 @@ def report(settings: dict, results: dict[str, list[dict]]) -> None:
         name: {key: statistics.median(r[key] for r in runs) for key in runs[0] if key != "losses"}
         for name, runs in results.items()
     }
-    wb, plain = med["workbench"], med["plain TRL"]
+    plain = med["plain TRL"]
+    names = [n for n in med if n != "plain TRL"]
     print(f"\nsettings: {json.dumps(settings)}")
-    print(f"{'':22}{'workbench':>12}{'plain TRL':>12}{'ratio':>8}")
+    print(f"median of {len(results['plain TRL'])} rounds; ratio = workbench / plain TRL")
+    print(f"{'':24}" + "".join(f"{n:>18}" for n in [*names, "plain TRL"]) + "".join(f"{'ratio':>8}" for _ in names))
     for key, label in (
         ("tokens_per_second", "real tokens/s"),
         ("launch_to_training_s", "launch to training (s)"),
         ("launch_to_first_step_s", "launch to step 1 (s)"),
         ("peak_memory_mb", "peak memory (MiB)"),
     ):
-        print(f"{label:22}{wb[key]:12.1f}{plain[key]:12.1f}{wb[key] / plain[key]:8.2f}")
+        cells = "".join(f"{med[n][key]:18.1f}" for n in [*names, "plain TRL"])
+        ratios = "".join(f"{med[n][key] / plain[key]:8.2f}" for n in names)
+        print(f"{label:24}{cells}{ratios}")
     pairs = zip(results["workbench"][0]["losses"], results["plain TRL"][0]["losses"], strict=True)
     diffs = [abs(a - b) for a, b in pairs]
     print(f"per-step losses, workbench: {[round(x, 4) for x in results['workbench'][0]['losses']]}")

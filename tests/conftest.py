@@ -30,7 +30,12 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 def kill_workers(home: Path) -> None:
-    # Workers run in their own sessions: nothing else would stop them once a test has failed half-way.
+    # Workers and the launcher run in their own sessions: nothing else would stop them after a test.
+    for pid_file in home.rglob("launcher.pid"):
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
     for db in home.rglob("jobs.sqlite"):
         from workbench.jobs import ACTIVE_STATES, JobStore
 

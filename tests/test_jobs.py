@@ -38,6 +38,10 @@ def wait_for(store: JobStore, job_id: str, predicate, timeout: float = 300):
     raise AssertionError(f"timed out; last state {job.state}, status {job.files.read_status()}")
 
 
+def logged_steps(job) -> list[int]:
+    return [r["step"] for r in job.files.read_metrics() if "loss" in r]
+
+
 def step_of(job) -> int:
     return job.files.read_status().get("step", 0)
 
@@ -58,7 +62,7 @@ def test_stop_kill_reconcile_and_resume_continue_the_step_count(home):
 
     # Resume, then kill the worker outright: a fresh store (as after a restart) must not call it running.
     store.resume(job.id)
-    job = wait_for(store, job.id, lambda j: step_of(j) > stopped_at and j.state == "running")
+    job = wait_for(store, job.id, lambda j: logged_steps(j)[-1:] > [stopped_at] and j.state == "running")
     first_resumed_step = min(r["step"] for r in job.files.read_metrics() if r["step"] > stopped_at)
     assert first_resumed_step == stopped_at + 1  # continues, does not restart at 1
     os.killpg(job.pid, signal.SIGKILL)
@@ -72,8 +76,7 @@ def test_stop_kill_reconcile_and_resume_continue_the_step_count(home):
     store.resume(job.id)
     job = wait_for(store, job.id, lambda j: j.state in ("finished", "failed"))
     assert job.state == "finished", job.error
-    steps = [r["step"] for r in job.files.read_metrics() if "loss" in r]
-    assert steps == list(range(1, 9))  # one record per step, no restarts, no duplicates
+    assert logged_steps(job) == list(range(1, 9))  # one record per step, no restarts, no duplicates
     assert (job.files.adapter / "adapter_model.safetensors").is_file()
 
 

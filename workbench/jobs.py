@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench import home
+from workbench import home, launcher
 from workbench.config import RunConfig, dump_config, save_config
 from workbench.errors import WorkbenchError
 from workbench.run_files import ACTIVE_STATES, FINAL_STATES, RunFiles
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
-    stop_requested_at REAL
+    stop_requested_at REAL,
+    proc_start INTEGER
 );
 """
 
@@ -67,6 +68,7 @@ class Job:
     started_at: float | None
     finished_at: float | None
     stop_requested_at: float | None
+    proc_start: int | None  # the worker's start time in clock ticks: tells it from a later process with its pid
 
     @property
     def files(self) -> RunFiles:
@@ -89,6 +91,9 @@ class JobStore:
         self.max_running = max_running
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            if "proc_start" not in columns:  # a database made before the column existed
+                conn.execute("ALTER TABLE runs ADD COLUMN proc_start INTEGER")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -175,9 +180,9 @@ class JobStore:
             job = Job(**dict(row))
             pid = self._spawn(job)
             conn.execute(
-                "UPDATE runs SET state = 'starting', pid = ?, started_at = ?, error = NULL, error_category = NULL,"
-                " finished_at = NULL, stop_requested_at = NULL WHERE id = ?",
-                (pid, time.time(), job.id),
+                "UPDATE runs SET state = 'starting', pid = ?, proc_start = ?, started_at = ?, error = NULL,"
+                " error_category = NULL, finished_at = NULL, stop_requested_at = NULL WHERE id = ?",
+                (pid, _start_time(pid), time.time(), job.id),
             )
         return self.get(job.id)
 
@@ -227,7 +232,7 @@ class JobStore:
         for job in self.list():
             if job.state not in ACTIVE_STATES:
                 continue
-            if not _alive(job.pid, job.run_dir):
+            if not _alive(job.pid, job.proc_start):
                 self._record_outcome(job, exited=False)
             elif job.state == "starting" and job.files.read_status().get("state") == "running":
                 self._set(job.id, state="running")
@@ -263,9 +268,13 @@ class JobStore:
 
     def _spawn(self, job: Job) -> int:
         files = job.files
-        env = {**os.environ, "WORKBENCH_JOB_DB": str(self.db), "WORKBENCH_HOME": str(home.home())}
+        run_env = {"WORKBENCH_JOB_DB": str(self.db), "WORKBENCH_HOME": str(home.home())}
+        # A warm launcher (started by the UI) forks a worker that has the training stack imported already.
+        pid = launcher.start_worker(files.root, files.log, run_env)
+        if pid is not None:
+            return pid
+        env = {**os.environ, **run_env, "PYTHONUNBUFFERED": "1"}
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        env["PYTHONUNBUFFERED"] = "1"
         package_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         with files.log.open("ab") as log:
@@ -283,23 +292,30 @@ class JobStore:
         return proc.pid
 
 
-def _alive(pid: int | None, run_dir: str) -> bool:
-    """Whether `pid` is still this run's worker (and not a zombie, or a new process that reused the pid)."""
+def _start_time(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (Linux), or None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[19])  # field 22 of stat(5); the first two fields sit before the split
+
+
+def _alive(pid: int | None, started: int | None) -> bool:
+    """Whether `pid` is still this run's worker: not gone, not a zombie, not a new process reusing the pid."""
     if not pid:
         return False
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
+    if not Path("/proc/self").exists():  # no /proc (macOS): all we can ask is whether the pid exists
         try:
-            if (proc / "stat").read_text().split(")")[-1].split()[0] == "Z":
-                return False
-            return run_dir in (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
             return False
+        return True
     try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
         return False
-    return True
+    return state != "Z" and (started is None or _start_time(pid) == started)
 
 
 def _signal_group(pid: int | None, sig: signal.Signals) -> None:

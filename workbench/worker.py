@@ -77,6 +77,9 @@ def train(files: RunFiles, stop) -> str:
     if models.is_local(config.model.name_or_path):
         # Everything is on disk: no library may stall on a hub look-up (PEFT checks the base's config on save).
         os.environ["HF_HUB_OFFLINE"] = "1"
+        hub = sys.modules.get("huggingface_hub")
+        if hub is not None:  # already imported (a worker forked by the launcher): flip the switch it read
+            hub.constants.HF_HUB_OFFLINE = True
 
     import torch
     from transformers import set_seed

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from workbench import models
+from workbench import launcher, models
 from workbench.data.reading import max_dataset_bytes
 from workbench.jobs import JobStore
 from workbench.ui import background, chat_tab, data_tab, export_tab, runs_tab, train_tab
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--auth must look like user:password")
         auth = (user, password)
     JobStore().reconcile()  # runs whose worker died while nobody watched are marked before the page shows them
+    launcher.ensure_running()  # warms up the training stack while the person prepares a run
     _prepare_default_model()
     app = build_app()
     app.queue(default_concurrency_limit=4).launch(

@@ -21,7 +21,7 @@ _service = ChatService()
 
 def adapter_choices() -> list[tuple[str, str]]:
     finished = [job for job in JobStore().list() if job.state == "finished"]
-    return [(NO_ADAPTER, "")] + [(f"{job.name or job.id} · {job.method}", job.id) for job in finished]
+    return [(NO_ADAPTER, "")] + [(f"{job.id} · {job.name or job.method}", job.id) for job in finished]
 
 
 def build() -> dict[str, Any]:

@@ -22,7 +22,8 @@ def run_choices() -> list[tuple[str, str]]:
 
 
 def _label(job: Job) -> str:
-    return f"{job.name or job.id} · {job.method} · {job.state}"
+    # Names repeat (every run of a preset shares one): the id keeps runs apart.
+    return f"{job.id} · {job.name or job.method} · {job.state}"
 
 
 def build() -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""The warm launcher: a run it forks trains like any other, starts sooner, and outlives the launcher."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PRESETS
+from tests.test_jobs import wait_for
+from workbench import launcher
+from workbench.config import load_config
+from workbench.jobs import JobStore
+from workbench.submission import freeze
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for_launcher(timeout: float = 60) -> int:
+    deadline = time.time() + timeout
+    while not launcher.pid_path().exists():
+        assert time.time() < deadline, "the launcher did not come up"
+        time.sleep(0.1)
+    return int(launcher.pid_path().read_text())
+
+
+def test_a_forked_worker_trains_and_is_told_from_its_launcher(home):
+    launcher.ensure_running()
+    launcher_pid = wait_for_launcher()
+    launcher.ensure_running()  # a second call finds the running one and starts nothing
+    time.sleep(0.5)
+    assert int(launcher.pid_path().read_text()) == launcher_pid
+
+    store = JobStore()
+    overrides = ["train.max_steps=3", "train.threads=1", "data.cutoff_len=64", "data.datasets.0.max_samples=12"]
+    submitted = time.time()
+    job = store.submit(freeze(load_config(PRESETS / "sft-lora-identity.yaml", overrides)))
+    assert b"workbench.launcher" in Path(f"/proc/{job.pid}/cmdline").read_bytes()  # forked, not started afresh
+    job = wait_for(store, job.id, lambda j: j.files.read_status().get("train_began_at"))
+    assert job.files.read_status()["train_began_at"] - submitted < 5  # no seconds of imports first
+
+    os.kill(launcher_pid, signal.SIGKILL)  # the worker lives on without its launcher
+    job = wait_for(store, job.id, lambda j: j.state in ("finished", "failed"))
+    assert job.state == "finished", job.error
+    assert (job.files.adapter / "adapter_model.safetensors").is_file()
+
+    # With the launcher gone, its stale socket is ignored and the next worker starts the ordinary way.
+    assert launcher.start_worker(job.files.root, job.files.log, {}) is None
