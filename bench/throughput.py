@@ -146,7 +146,7 @@ def main() -> None:
         work = Path(tmp)
         os.environ["WORKBENCH_HOME"] = str(work / "home")
         launcher.ensure_running()  # the UI starts one too; it warms up before anything is timed
-        while not launcher.pid_path().exists():
+        while not launcher.socket_path().exists():  # listening: the training stack is imported
             time.sleep(0.2)
         try:
             run_rounds(args.rounds, runners, results, work)

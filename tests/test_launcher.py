@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def wait_for_launcher(timeout: float = 60) -> int:
     deadline = time.time() + timeout
-    while not launcher.pid_path().exists():
+    while not launcher.socket_path().exists():  # it listens once the training stack is imported
         assert time.time() < deadline, "the launcher did not come up"
         time.sleep(0.1)
     return int(launcher.pid_path().read_text())

@@ -77,6 +77,7 @@ def ensure_running() -> None:
 
 
 def serve() -> None:
+    pid_path().write_text(str(os.getpid()))  # first, so whoever started it can always stop it
     # Everything a worker imports, imported once here.
     import peft  # noqa: F401
     import torch  # noqa: F401
@@ -95,7 +96,6 @@ def serve() -> None:
     server.listen()
     staging.rename(path)  # appears only once it accepts connections
     ours = path.stat().st_ino
-    pid_path().write_text(str(os.getpid()))
     server.settimeout(IDLE_SECONDS)
     try:
         while True:
