@@ -136,6 +136,7 @@ def main() -> None:
         "plain_gradient_checkpointing": args.plain_gradient_checkpointing,
     }
     model_dir = models.resolve("smollm2-135m-instruct").path  # converted before anything is timed
+    os.environ["WORKBENCH_MODELS"] = str(Path(model_dir).parent)  # ...and reused by the workers' scratch home
     runners = {
         "workbench": lambda work: run_workbench(settings, work),
         "workbench, warm": lambda work: run_workbench(settings, work, warm=True),

@@ -49,3 +49,27 @@ def test_a_forked_worker_trains_and_is_told_from_its_launcher(home):
 
     # With the launcher gone, its stale socket is ignored and the next worker starts the ordinary way.
     assert launcher.start_worker(job.files.root, job.files.log, {}) is None
+
+
+def test_starting_twice_while_the_first_still_imports_leaves_one_launcher(home):
+    launcher.ensure_running()
+    deadline = time.time() + 30
+    while not launcher.pid_path().exists():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    first = int(launcher.pid_path().read_text())
+    launcher.ensure_running()  # the first is importing and not yet listening
+    wait_for_launcher()
+    time.sleep(1)
+    launchers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_launcher_of(p, home)]
+    assert [int(p.name) for p in launchers] == [first]
+
+
+def _is_launcher_of(proc: Path, home: Path) -> bool:
+    try:
+        return (
+            b"workbench.launcher" in (proc / "cmdline").read_bytes()
+            and str(home).encode() in (proc / "environ").read_bytes()
+        )
+    except OSError:
+        return False

@@ -169,9 +169,8 @@ class JobStore:
     def start_next(self) -> Job | None:
         """Start the oldest queued job if fewer than `max_running` are active; returns it."""
         with self._transaction() as conn:
-            active = conn.execute(
-                f"SELECT COUNT(*) FROM runs WHERE state IN {ACTIVE_STATES}",
-            ).fetchone()[0]
+            marks = ", ".join("?" for _ in ACTIVE_STATES)
+            active = conn.execute(f"SELECT COUNT(*) FROM runs WHERE state IN ({marks})", ACTIVE_STATES).fetchone()[0]
             if active >= self.max_running:
                 return None
             row = conn.execute("SELECT * FROM runs WHERE state = 'queued' ORDER BY created_at LIMIT 1").fetchone()

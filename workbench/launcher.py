@@ -55,7 +55,7 @@ def start_worker(run_dir: Path, log: Path, env: dict[str, str]) -> int | None:
 
 
 def ensure_running() -> None:
-    """Start a launcher for this data directory unless one already answers (returns at once)."""
+    """Start a launcher for this data directory unless one is running or starting (returns at once)."""
     path = socket_path()
     if path.exists():
         try:
@@ -65,6 +65,8 @@ def ensure_running() -> None:
                 return
         except OSError:
             path.unlink(missing_ok=True)
+    if _other_launcher() is not None:  # still importing: it listens in a few seconds
+        return
     log = (home.home() / "launcher.log").open("ab")
     subprocess.Popen(
         [sys.executable, "-m", "workbench.launcher"],
@@ -76,7 +78,19 @@ def ensure_running() -> None:
     )
 
 
+def _other_launcher() -> int | None:
+    """The pid of another live launcher of this data directory, if its pid file names one."""
+    try:
+        pid = int(pid_path().read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if pid != os.getpid() and b"workbench.launcher" in cmdline else None
+
+
 def serve() -> None:
+    if _other_launcher() is not None:
+        return  # two starts raced: one launcher per data directory is enough
     pid_path().write_text(str(os.getpid()))  # first, so whoever started it can always stop it
     # Everything a worker imports, imported once here.
     import peft  # noqa: F401

@@ -3,6 +3,7 @@ YAML and CLI command, a pre-flight estimate, and Start."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from workbench.ui.runs_tab import run_choices
 BASIC_TRAIN = ["num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size"]
 BASIC_DATA = ["cutoff_len"]
 DEFAULT_MODEL = next(iter(models.bundled_models()))
+DEFAULT_PRESET = "sft-lora-smollm2"  # the base of the CLI command until a preset is loaded
 ROW_WIDTH = 6  # fields per row in "Advanced": wide enough to read each help text
 
 
@@ -143,17 +145,26 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector) ->
     tab["method"].change(show_method, tab["method"], method_outputs)
 
     def preview(*values):
-        raw = raw_config(tab, list(values[:-1]))
-        stats = values[-1] or {}
+        *form, stats, preset = values
+        raw = raw_config(tab, form)
         try:
             config = parse_config(raw)
         except ConfigError as err:
-            return _problems(err), "", "", _estimate_text(None, raw, stats)
-        return "", dump_config(config), _cli(raw), _estimate_text(config, raw, stats)
+            return _problems(err), "", "", ""
+        return "", dump_config(config), _cli(config, preset), _estimate_text(config, stats or {})
 
     outputs = [tab["errors"], tab["yaml"], tab["cli"], tab["estimate"]]
     for component in [*inputs, stats_state]:
-        component.change(preview, [*inputs, stats_state], outputs)
+        # One at a time, in order: a slow earlier preview must not overwrite a later one.
+        component.change(
+            preview,
+            [*inputs, stats_state, tab["preset"]],
+            outputs,
+            concurrency_id="train-preview",
+            concurrency_limit=1,
+            trigger_mode="always_last",
+            show_progress="hidden",
+        )
 
     def start(*values):
         raw = raw_config(tab, list(values))
@@ -207,21 +218,39 @@ def _problems(err: ConfigError) -> str:
     return f"**Please fix these settings:**\n{lines}"
 
 
-def _cli(raw: dict[str, Any]) -> str:
-    """The command that starts the same run: the YAML saved as run.yaml, or overrides on top of it."""
-    flat = []
-    for section in ("model", "data", "method", "train"):
-        for key, value in raw[section].items():
-            if value is not None and key != "datasets":
-                flat.append(f"--set {section}.{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
-    dataset = raw["data"].get("datasets") or [{"path": "DATA.json"}]
-    head = f"python -m workbench train run.yaml --set data.datasets.0.path={dataset[0]['path']}"
-    return " \\\n  ".join([head, *flat])
+def _cli(config, preset: str | None) -> str:
+    """The command that starts this run: a preset plus `--set` for every field the form changed."""
+    presets = preset_paths()
+    base_name = preset if preset in presets else DEFAULT_PRESET
+    base = load_config(presets[base_name]).model_dump(mode="json")
+    here = config.model_dump(mode="json")
+    flat_base = _flat(base)
+    changes = [
+        shlex.quote(f"{key}={_yaml_value(value)}") for key, value in _flat(here).items() if flat_base.get(key) != value
+    ]
+    path = presets[base_name]
+    shown = path.relative_to(PRESETS.parent) if path.is_relative_to(PRESETS.parent) else path
+    return " \\\n  ".join([f"python -m workbench train {shown}", *(f"--set {c}" for c in changes)])
 
 
-def _estimate_text(config, raw: dict[str, Any], stats: dict[str, Any]) -> str:
-    if config is None:
-        return ""
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                flat.update(_flat(item, f"{prefix}{key}.{i}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _yaml_value(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _estimate_text(config, stats: dict[str, Any]) -> str:
     folder = models.local_folder(config.model.name_or_path)
     if folder is None:
         return "_Estimate: available once the model is on this machine._"

@@ -1,0 +1,69 @@
+"""The Train form is the run config: its values validate into a RunConfig, and its CLI line rebuilds it."""
+
+from __future__ import annotations
+
+import shlex
+
+import gradio as gr
+import pytest
+
+from tests.conftest import PRESETS, REPO
+from workbench import methods
+from workbench.config import load_config, parse_config
+from workbench.errors import ConfigError
+from workbench.ui import train_tab
+
+
+@pytest.fixture(scope="module")
+def tab():
+    with gr.Blocks():
+        return train_tab.build()
+
+
+def form_values(tab, **changes):
+    """The form's values as Gradio hands them to a handler, with some fields changed (by config path)."""
+    fields = train_tab.all_fields(tab)
+    values = {f.path: f.component.value for f in fields}
+    values.update(changes)
+    head = [tab["model"].value, "lora", "", str(PRESETS / "data" / "identity.json")]
+    return head + [values[f.path] for f in fields]
+
+
+def test_default_form_is_a_valid_config(tab):
+    config = parse_config(train_tab.raw_config(tab, form_values(tab)))
+    assert config.method.name == "lora"
+    assert config.train.max_steps is None and config.train.threads is None  # "0: not set" comes back as None
+
+
+def test_changed_fields_land_in_the_config(tab):
+    raw = train_tab.raw_config(
+        tab,
+        form_values(
+            tab,
+            **{"train.max_steps": 12, "train.learning_rate": 1e-3, "method.target_modules": "q_proj, v_proj"},
+        ),
+    )
+    config = parse_config(raw)
+    assert (config.train.max_steps, config.train.learning_rate) == (12, 1e-3)
+    assert config.method.target_modules == ["q_proj", "v_proj"]
+
+
+def test_invalid_values_are_refused_naming_the_field(tab):
+    with pytest.raises(ConfigError) as err:
+        parse_config(train_tab.raw_config(tab, form_values(tab, **{"train.learning_rate": -1})))
+    assert [p.field for p in err.value.problems] == ["train.learning_rate"]
+
+
+@pytest.mark.parametrize("preset", [None, "sft-lora-identity"])
+def test_cli_line_rebuilds_the_same_config(tab, preset):
+    config = parse_config(
+        train_tab.raw_config(tab, form_values(tab, **{"train.max_steps": 7, "data.cutoff_len": 200}))
+    )
+    words = shlex.split(train_tab._cli(config, preset).replace("\\\n", " "))
+    assert words[:4] == ["python", "-m", "workbench", "train"]
+    overrides = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
+    assert load_config(REPO / words[4], overrides) == config
+
+
+def test_method_picker_lists_exactly_the_registry(tab):
+    assert [value for _, value in tab["method"].choices] == methods.names()
