@@ -73,3 +73,24 @@ def _is_launcher_of(proc: Path, home: Path) -> bool:
         )
     except OSError:
         return False
+
+
+def test_the_launcher_leaves_with_the_process_that_started_it(home, tmp_path):
+    import subprocess
+    import sys
+
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from workbench import launcher; launcher.ensure_running(); import time; time.sleep(60)",
+        ],
+        env={**os.environ, "WORKBENCH_HOME": str(home)},
+    )
+    pid = wait_for_launcher()
+    starter.kill()
+    starter.wait()
+    deadline = time.time() + 15
+    while Path(f"/proc/{pid}").exists():
+        assert time.time() < deadline, "the launcher outlived the process that started it"
+        time.sleep(0.2)

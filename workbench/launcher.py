@@ -6,7 +6,7 @@ about a second after Start. Forking is safe here because the launcher itself nev
 touches CUDA and starts no threads: each forked worker initialises those for itself. A forked worker calls
 setsid, so like any other worker it outlives the UI and the launcher.
 
-    python -m workbench.launcher      (started by the UI; exits after IDLE_SECONDS without a request)
+    python -m workbench.launcher      (started by the UI; exits with it, or after IDLE_SECONDS idle)
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from workbench import home  # noqa: E402
 
 IDLE_SECONDS = 30 * 60
+_POLL_SECONDS = 2.0  # how often an idle launcher checks whether the process that started it is still there
 _CONNECT_TIMEOUT = 2.0
 
 
@@ -110,13 +112,18 @@ def serve() -> None:
     server.listen()
     staging.rename(path)  # appears only once it accepts connections
     ours = path.stat().st_ino
-    server.settimeout(IDLE_SECONDS)
+    parent, idle_since = os.getppid(), time.monotonic()
+    server.settimeout(_POLL_SECONDS)
     try:
         while True:
             try:
                 conn, _ = server.accept()
             except TimeoutError:
-                return
+                # Leave with whoever started us (the UI): workers already forked live on in their own sessions.
+                if os.getppid() != parent or time.monotonic() - idle_since > IDLE_SECONDS:
+                    return
+                continue
+            idle_since = time.monotonic()
             with conn:
                 line = _read_line(conn)
                 if not line:
