@@ -11,10 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from workbench import models
-from workbench.config import parse_config
 from workbench.errors import ModelLoadError
 from workbench.run_files import RunFiles
 
@@ -39,7 +36,7 @@ class ChatEngine:
         """The run's base model with its finished adapter."""
         if not (files.adapter / "adapter_config.json").is_file():
             raise ModelLoadError(f"run {files.root.name} has no adapter yet: it has not finished")
-        config = parse_config(yaml.safe_load(files.config.read_text(encoding="utf-8")))
+        config = files.read_config()
         return cls(models.resolve(config.model.name_or_path), files.adapter, config.model.chat_template)
 
     def encode(self, messages: list[dict[str, str]]) -> Any:

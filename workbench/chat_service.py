@@ -307,11 +307,7 @@ def _load(base: str, run_dir: str | None, threads: int | None) -> tuple[Any, dic
     else:
         files = RunFiles(Path(run_dir))
         _check_run(files)
-        import yaml
-
-        from workbench.config import parse_config
-
-        config = parse_config(yaml.safe_load(files.config.read_text(encoding="utf-8")))
+        config = files.read_config()
         trained_on = models.resolve(config.model.name_or_path).base_name
         if trained_on != ref.base_name:
             raise ModelLoadError(f"run {files.root.name} was trained on {trained_on!r}, not {ref.base_name!r}")

@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from workbench.errors import ModelLoadError, OutOfMemoryError, WorkbenchError, describe
 from workbench.run_files import RunFiles
 
@@ -83,7 +81,7 @@ def merge_adapter(files: RunFiles, output_dir: Path | None = None) -> Path:
     process; raises WorkbenchError if the run has no adapter or its method cannot be merged.
     """
     _require_adapter(files)
-    config = _run_config(files)
+    config = files.read_config()
     from workbench import methods, models
 
     if not methods.get(config.method.name).mergeable:
@@ -148,16 +146,6 @@ def _require_adapter(files: RunFiles) -> None:
         raise WorkbenchError(f"run {files.root.name} has no adapter yet: it has not finished")
 
 
-def _run_config(files: RunFiles) -> Any:
-    from workbench.config import parse_config
-
-    try:
-        raw = yaml.safe_load(files.config.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise WorkbenchError(f"run {files.root.name} has no config.yaml: not a run folder") from err
-    return parse_config(raw)
-
-
 def _merge_error(result: subprocess.CompletedProcess) -> WorkbenchError:
     # The child's last stdout line is {"category", "message"} when it failed knowingly.
     try:
@@ -185,7 +173,7 @@ def _merge(files: RunFiles, output_dir: Path) -> None:
     from workbench import models
 
     _require_adapter(files)
-    config = _run_config(files)
+    config = files.read_config()
     ref = models.resolve(config.model.name_or_path)
     # The trained template travels with the adapter; fall back to the base's for adapters saved without one.
     has_tokenizer = (files.adapter / "tokenizer_config.json").is_file()

@@ -11,7 +11,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.config import RunConfig
 
 RunState = Literal["queued", "starting", "running", "finished", "failed", "stopped"]
 ACTIVE_STATES: tuple[RunState, ...] = ("starting", "running")
@@ -92,6 +97,14 @@ class RunFiles:
         """The newest complete checkpoint (one whose trainer state was written), or None."""
         done = [p for p in self.checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
         return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+    def read_config(self) -> RunConfig:
+        """The run's frozen config.yaml, validated."""
+        from workbench.config import load_config
+
+        if not self.config.is_file():
+            raise WorkbenchError(f"{self.root} has no config.yaml: not a run folder")
+        return load_config(self.config)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -23,9 +23,7 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import yaml  # noqa: E402
-
-from workbench.config import RunConfig, parse_config  # noqa: E402
+from workbench.config import RunConfig  # noqa: E402
 from workbench.errors import describe  # noqa: E402
 from workbench.run_files import RunFiles, write_json_atomic  # noqa: E402
 
@@ -73,7 +71,7 @@ def train(files: RunFiles, stop) -> str:
     """Train the run in `files`; returns "finished" or "stopped"."""
     from workbench import models
 
-    config = parse_config(yaml.safe_load(files.config.read_text(encoding="utf-8")))
+    config = files.read_config()
     if models.is_local(config.model.name_or_path):
         # Everything is on disk: no library may stall on a hub look-up (PEFT checks the base's config on save).
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -103,6 +101,7 @@ def train(files: RunFiles, stop) -> str:
     train_set, eval_set = data.split_validation(dataset, config.data.val_size, config.train.seed)
     log.info("data ready in %.1fs: %s", time.time() - started, encoded.stats.as_dict())
 
+    # Precision is needed to load the model; checkpointing depends on its size, so it is chosen again below.
     hw = hardware.choose(config.train, n_params=0)
     torch.set_num_threads(hw.threads)
     set_seed(config.train.seed)

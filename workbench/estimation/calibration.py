@@ -20,10 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from workbench import home, models
-from workbench.config import parse_config
 from workbench.estimation.architecture import read_architecture
 from workbench.estimation.costs import step_flops
 from workbench.run_files import RunFiles
@@ -129,7 +126,7 @@ def _run_rate(folder: str, metrics_mtime: float, manifest_mtime: float, device: 
     # The modification times only key the cache: a run that logs another step is read again.
     files = RunFiles(Path(folder))
     try:
-        config = parse_config(yaml.safe_load(files.config.read_text(encoding="utf-8")))
+        config = files.read_config()
         hardware = _read_json(files.manifest).get("hardware", {})
         model_dir = models.local_folder(config.model.name_or_path)  # never converts or downloads
         if model_dir is None or config.data.val_size > 0:  # evaluation between logged steps would read as slowness

@@ -74,8 +74,9 @@ def respond(prompt, tuned_history, base_history, base, run_id, side_by_side, tem
         return
     run_dir = JobStore().get(run_id).run_dir if run_id else None
     settings = {"temperature": temperature, "top_p": top_p, "max_new_tokens": int(max_new)}
-    tuned_history = [*_plain(tuned_history), {"role": "user", "content": prompt}]
-    base_history = [*_plain(base_history), {"role": "user", "content": prompt}] if side_by_side else base_history
+    # Gradio hands history back with content as lists of parts; the chat service reads those as they are.
+    tuned_history = [*(tuned_history or []), {"role": "user", "content": prompt}]
+    base_history = [*(base_history or []), {"role": "user", "content": prompt}] if side_by_side else base_history
     began = time.time()
     try:
         loaded = _service.loaded
@@ -91,14 +92,3 @@ def respond(prompt, tuned_history, base_history, base, run_id, side_by_side, tem
         yield "", tuned_history, base_history, f"Done in {time.time() - began:.1f} s"
     except WorkbenchError as err:
         yield "", tuned_history, base_history, f"**{err}**"
-
-
-def _plain(history: list[dict[str, Any]] | None) -> list[dict[str, str]]:
-    """Gradio 6 hands content back as a list of parts; the chat template wants plain strings."""
-    messages = []
-    for message in history or []:
-        content = message["content"]
-        if isinstance(content, list):
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        messages.append({"role": message["role"], "content": content})
-    return messages
