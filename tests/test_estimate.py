@@ -21,6 +21,7 @@ from workbench.estimation import calibration as calibration_module
 from workbench.estimation.calibration import STEP_OVERHEAD_SECONDS, thread_speedup
 from workbench.estimation.costs import step_flops
 from workbench.jobs import JobStore
+from workbench.methods.counting import count_for_method
 from workbench.methods.lora import LoraParams
 from workbench.submission import freeze
 
@@ -51,7 +52,7 @@ FIXED = Calibration(50e9, "given")  # an effective FLOP/s per thread, for tests 
 def config_dir(tmp_path: Path, config: dict) -> Path:
     folder = tmp_path / "model"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", **config}), encoding="utf-8")
     return folder
 
 
@@ -72,12 +73,15 @@ def test_lora_count_matches_peft_on_a_tiny_llama(tmp_path, shape, targets, r):
     model = LlamaForCausalLM(LlamaConfig(**shape))
     assert read_architecture(folder).total_params == model.num_parameters()
     params = LoraParams(r=r, target_modules=targets)
-    peft_model = get_peft_model(model, methods.get("lora").build_peft_config(params, model))
+    context = methods.Context(model_path=folder, run_dir=tmp_path)
+    peft_model = get_peft_model(model, methods.get("lora").build_peft_config(params, model, context))
     assert trainable_parameters(params, folder) == peft_model.get_nb_trainable_parameters()[0]
+    # The count the form shows for any method (meta device) agrees with the formula and with PEFT.
+    assert count_for_method(params, folder) == peft_model.get_nb_trainable_parameters()
 
 
 @pytest.mark.parametrize(("targets", "r"), [("all-linear", 16), ("attention", 8)])
-def test_lora_count_matches_peft_on_the_bundled_model(model_ref, targets, r):
+def test_lora_count_matches_peft_on_the_bundled_model(model_ref, targets, r, tmp_path):
     from peft import get_peft_model
 
     from workbench import models
@@ -86,7 +90,7 @@ def test_lora_count_matches_peft_on_the_bundled_model(model_ref, targets, r):
     assert read_architecture(model_ref.path).total_params == model.num_parameters()
     params = LoraParams(r=r, target_modules=targets)
     trainable, everything = get_peft_model(
-        model, methods.get("lora").build_peft_config(params, model)
+        model, methods.get("lora").build_peft_config(params, model, methods.Context(model_ref.path, tmp_path))
     ).get_nb_trainable_parameters()
     result = estimate(identity(f"method.r={r}", f"method.target_modules={targets}"), model_ref.path, 60,
                       calibration=FIXED)  # fmt: skip

@@ -8,33 +8,68 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from workbench import models
 from workbench.errors import ModelLoadError
-from workbench.run_files import RunFiles
+from workbench.run_files import RunFiles, artifact_kind
 
 
 class ChatEngine:
+    """Answers with the base model and a run's artifact: a PEFT adapter, a bottleneck adapter, or a whole model
+    (full and freeze tuning). Base answers disable the adapter; for a whole model, the base is loaded beside it
+    the first time a base answer is asked for."""
+
     def __init__(self, ref: models.ModelRef, adapter_dir: Path | None = None, chat_template: str | None = None):
         import torch
 
+        self.ref = ref
         self.base_name = ref.base_name
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = models.load_tokenizer(ref, chat_template)
-        model = models.load_model(ref, device=self.device)
-        if adapter_dir is not None:
+        self.kind = artifact_kind(Path(adapter_dir)) if adapter_dir is not None else None
+        if adapter_dir is not None and self.kind is None:
+            raise ModelLoadError(f"{adapter_dir} holds no adapter or model")
+        if self.kind == "model":
+            model = models.load_model(
+                models.ModelRef(path=str(adapter_dir), base_name=ref.base_name), device=self.device
+            )
+        else:
+            model = models.load_model(ref, device=self.device)
+        if self.kind == "peft":
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, str(adapter_dir))
+        elif self.kind == "bottleneck":
+            from workbench.adapters import bottleneck
+
+            bottleneck.load(model, Path(adapter_dir))
         self.has_adapter = adapter_dir is not None
         self.model = model.eval()
+        self._base_model: Any = None
+
+    @contextmanager
+    def _base(self) -> Iterator[Any]:
+        """The model that gives the base model's answers."""
+        if self.kind == "peft":
+            with self.model.disable_adapter():
+                yield self.model
+        elif self.kind == "bottleneck":
+            from workbench.adapters import bottleneck
+
+            with bottleneck.disabled(self.model):
+                yield self.model
+        else:
+            if self._base_model is None:
+                self._base_model = models.load_model(self.ref, device=self.device).eval()
+            yield self._base_model
 
     @classmethod
     def for_run(cls, files: RunFiles) -> ChatEngine:
-        """The run's base model with its finished adapter."""
-        if not (files.adapter / "adapter_config.json").is_file():
+        """The run's base model with its finished adapter (or the whole model it trained)."""
+        if files.artifact_kind() is None:
             raise ModelLoadError(f"run {files.root.name} has no adapter yet: it has not finished")
         config = files.read_config()
         return cls(models.resolve(config.model.name_or_path), files.adapter, config.model.chat_template)
@@ -91,11 +126,8 @@ class ChatEngine:
 
         def generate() -> None:
             try:
-                if adapter or not self.has_adapter:
-                    self.model.generate(**kwargs)
-                else:
-                    with self.model.disable_adapter():
-                        self.model.generate(**kwargs)
+                with nullcontext(self.model) if adapter or not self.has_adapter else self._base() as model:
+                    model.generate(**kwargs)
             except BaseException as err:  # noqa: B036  re-raised in the caller's thread below
                 failure.append(err)
                 streamer.end()  # otherwise the caller would wait for text forever

@@ -228,7 +228,7 @@ class ChatService:
 def _check_run(files: RunFiles) -> None:
     if not files.root.is_dir():
         raise ModelLoadError(f"run folder {files.root} does not exist")
-    if not (files.adapter / "adapter_config.json").is_file():
+    if files.artifact_kind() is None:
         raise ModelLoadError(f"run {files.root.name} has no adapter yet: it has not finished")
     if not files.config.is_file():
         raise ModelLoadError(f"{files.root} has no config.yaml: not a run folder")

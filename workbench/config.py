@@ -66,8 +66,18 @@ class TrainConfig(_Section):
     gradient_accumulation_steps: int = Field(1, ge=1, le=4096, description="Steps whose gradients add up per update.")
     weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 turns clipping off.")
-    optim: Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd"] = Field(
-        "adamw_torch", description="Optimizer."
+    optim: Literal[
+        "adamw_torch",
+        "adamw_torch_fused",
+        "adafactor",
+        "sgd",
+        "adamw_bnb_8bit",
+        "paged_adamw_8bit",
+        "paged_adamw_32bit",
+    ] = Field(
+        "adamw_torch",
+        description="Optimizer. The bnb/paged ones (bitsandbytes) keep AdamW's states in 8 bits, or page them out "
+        "of GPU memory when it runs short; on a CPU, paged falls back to the plain version.",
     )
     seed: int = Field(42, ge=0, description="Random seed for initialisation, shuffling and dropout.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
@@ -109,6 +119,11 @@ class RunConfig(_Section):
     def _consistent(self) -> RunConfig:
         if self.train.eval_steps is not None and self.data.val_size == 0:
             raise ValueError("train.eval_steps is set but data.val_size is 0: there is nothing to evaluate on")
+        if self.data.packing and not methods.get(self.method.name).padding_free:
+            raise ValueError(
+                f"data.packing cannot be used with method {self.method.name!r}: its virtual tokens belong in front "
+                "of each example, not of a packed row"
+            )
         return self
 
 
@@ -154,16 +169,28 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set dotted fields, e.g. `train.max_steps=4` or `data.datasets.0.path=x.json`; values are parsed as YAML."""
+    """Set dotted fields, e.g. `train.max_steps=4` or `data.datasets.0.path=x.json`; values are parsed as YAML.
+
+    Choosing another method (`method.name=prefix`) starts its section afresh: the old method's fields do not
+    belong to the new one. The method is switched first, whatever the order of the overrides.
+    """
     raw = yaml.safe_load(yaml.safe_dump(raw))  # a deep copy
     problems = []
-    for item in overrides:
+    for item in sorted(overrides, key=lambda item: not item.startswith("method.name=")):
         key, sep, text = item.partition("=")
         if not sep or not key:
             problems.append(FieldProblem(key, f"override {item!r} must look like section.field=value"))
             continue
         try:
-            _set_dotted(raw, key.split("."), yaml.safe_load(text) if text else None)
+            value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError as err:
+            problems.append(FieldProblem(key, f"value {text!r} is not valid YAML: {err}"))
+            continue
+        method = raw.get("method")
+        if key == "method.name" and isinstance(method, dict) and method.get("name", "lora") != value:
+            raw["method"] = {}
+        try:
+            _set_dotted(raw, key.split("."), value)
         except (KeyError, IndexError, TypeError) as err:
             problems.append(FieldProblem(key, f"cannot set: {err}"))
     if problems:

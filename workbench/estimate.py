@@ -25,7 +25,12 @@ from workbench.estimation.calibration import (
     cpu_threads,
     thread_speedup,
 )
-from workbench.estimation.costs import activation_bytes_per_token_layer, lm_head_bytes, step_flops
+from workbench.estimation.costs import (
+    activation_bytes_per_token_layer,
+    lm_head_bytes,
+    step_flops,
+    trains_base_weights,
+)
 
 Verdict = Literal["fits", "tight", "will-not-fit"]
 
@@ -57,7 +62,16 @@ STARTUP_SECONDS = 8.0
 STARTUP_SECONDS_PER_GB = 4.0
 # Optimizer state per trainable weight, in fp32 values (adapters stay fp32 even on a bf16 base: PEFT upcasts
 # them): AdamW keeps two moments; Adafactor only a row and a column per matrix; SGD without momentum nothing.
-_OPTIMIZER_STATES = {"adamw_torch": 2, "adamw_torch_fused": 2, "adafactor": 0, "sgd": 0}
+# 8-bit AdamW keeps both moments in one byte each: half an fp32 value per weight.
+_OPTIMIZER_STATES = {
+    "adamw_torch": 2,
+    "adamw_torch_fused": 2,
+    "adafactor": 0,
+    "sgd": 0,
+    "adamw_bnb_8bit": 0.5,
+    "paged_adamw_8bit": 0.5,
+    "paged_adamw_32bit": 2,
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,7 @@ def estimate(
     available_memory_mb: float | None = None,
     dataset_rows: int | None = None,
     calibration: Calibration | None = None,
+    trainable_params: int | None = None,
 ) -> Estimate:
     """Estimate a run of `config` on the model in `model_dir` (a folder with config.json).
 
@@ -108,12 +123,14 @@ def estimate(
     `dataset_rows` the rows that will be trained on (after max_samples), needed for a run set by epochs.
     `available_memory_mb` defaults to the RAM available now (psutil); a GPU's free memory must be given.
     `calibration` defaults to `calibrate(device)`, which may run a ~2 s benchmark once per machine.
+    `trainable_params` (workbench.methods.counting.count_for_method) defaults to the low-rank formula, which
+    covers LoRA-like methods only.
     """
     if mean_tokens_per_example <= 0:
         raise ValueError(f"mean_tokens_per_example must be positive, got {mean_tokens_per_example}")
     arch = read_architecture(model_dir)
     t, d = config.train, config.data
-    trainable = trainable_parameters(config.method, arch)
+    trainable = trainable_parameters(config.method, arch) if trainable_params is None else trainable_params
     total = arch.total_params
     precision = t.precision if t.precision != "auto" else ("fp32" if device == "cpu" else "bf16")
     checkpointing = t.gradient_checkpointing == "on" or (
@@ -128,7 +145,7 @@ def estimate(
     peak = sum(memory.values())
 
     rate = _flops_per_second(calibration or calibrate(device), plan, t.threads)
-    flops = step_flops(arch, config.method, tokens, tokens / length, checkpointing)
+    flops = step_flops(arch, config.method, tokens, tokens / length, checkpointing, trainable)
     seconds_per_step = t.gradient_accumulation_steps * flops / rate + STEP_OVERHEAD_SECONDS
 
     steps = _total_steps(config, dataset_rows, length)
@@ -149,7 +166,7 @@ def estimate(
         total_seconds=None if total_seconds is None else round(total_seconds, 1),
         trainable_params=trainable,
         total_params=total,
-        trainable_share=trainable / (total + trainable),
+        trainable_share=trainable / (total if trains_base_weights(config.method) else total + trainable),
         available_memory_mb=round(available_memory_mb, 1),
         verdict=verdict,
         advice=_advice(config, verdict, memory, available_memory_mb, plan, mean_tokens_per_example),
@@ -173,7 +190,8 @@ def _memory_mb(config: RunConfig, arch: Architecture, trainable: int, plan: _Pla
     return {
         "runtime": CPU_RUNTIME_MB if plan.device == "cpu" else GPU_RUNTIME_MB,
         "weights": arch.total_params * dtype_bytes / MIB,
-        "adapter": trainable * 4 * (2 + states) / MIB,  # fp32 weights, gradients and optimizer state
+        # fp32 gradients and optimizer state, and the weights too where they are new (not the model's own)
+        "adapter": trainable * 4 * (states + (1 if trains_base_weights(config.method) else 2)) / MIB,
         "activations": (layers + lm_head_bytes(arch, plan.tokens, dtype_bytes)) / MIB,
     }
 

@@ -29,16 +29,19 @@ _STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
 
 def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
-    """Write `<run>-adapter.zip` (or `output`) atomically and return its path.
+    """Write `<run>-adapter.zip` (`<run>-model.zip` for methods that leave a whole model), or `output`,
+    atomically and return its path.
 
     Holds adapter/ (weights, config, tokenizer files, model card) and, when losses were logged, loss.png.
     """
     _require_adapter(files)
-    output = Path(output) if output else files.root / f"{files.root.name}-adapter.zip"
+    kind = "model" if files.artifact_kind() == "model" else "adapter"
+    output = Path(output) if output else files.root / f"{files.root.name}-{kind}.zip"
     with _writing_zip(output) as zf:
         for path in sorted(files.adapter.rglob("*")):
             if path.is_file():
-                zf.write(path, Path("adapter") / path.relative_to(files.adapter))
+                method = zipfile.ZIP_STORED if path.suffix in _STORED_SUFFIXES else zipfile.ZIP_DEFLATED
+                zf.write(path, Path("adapter") / path.relative_to(files.adapter), compress_type=method)
         chart = loss_chart_png(files.read_metrics(), title=files.root.name)
         if chart is not None:
             zf.writestr("loss.png", chart)
@@ -84,10 +87,9 @@ def merge_adapter(files: RunFiles, output_dir: Path | None = None) -> Path:
     config = files.read_config()
     from workbench import methods, models
 
-    if not methods.get(config.method.name).mergeable:
-        raise WorkbenchError(
-            f"run {files.root.name} used {config.method.name!r}, whose adapter cannot be merged into the weights"
-        )
+    spec = methods.get(config.method.name)
+    if not spec.mergeable:
+        raise WorkbenchError(f"run {files.root.name} used {spec.title}, which cannot be merged: {spec.merge_refusal}")
     output_dir = Path(output_dir) if output_dir else files.root / "merged"
     env = {**os.environ}
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -142,7 +144,7 @@ def _writing_zip(output: Path) -> Iterator[zipfile.ZipFile]:
 
 
 def _require_adapter(files: RunFiles) -> None:
-    if not (files.adapter / "adapter_config.json").is_file():
+    if files.artifact_kind() is None:
         raise WorkbenchError(f"run {files.root.name} has no adapter yet: it has not finished")
 
 

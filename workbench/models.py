@@ -190,15 +190,24 @@ def load_tokenizer(ref: ModelRef, chat_template: str | None = None) -> Any:
 
 
 def load_model(
-    ref: ModelRef, *, dtype: Any = None, device: str | None = None, attn_implementation: str | None = None
+    ref: ModelRef,
+    *,
+    dtype: Any = None,
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    quantization_config: Any = None,
 ) -> Any:
-    """Load the base model; the adapter-facing name (`name_or_path`) is the canonical one, not the local path."""
+    """Load the base model (quantized with bitsandbytes if a `quantization_config` is given); the adapter-facing
+    name (`name_or_path`) is the canonical one, not the local path."""
     import torch
     from transformers import AutoModelForCausalLM
 
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            ref.path, dtype=dtype or torch.float32, attn_implementation=attn_implementation
+            ref.path,
+            dtype=dtype or torch.float32,
+            attn_implementation=attn_implementation,
+            quantization_config=quantization_config,
         )
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"could not load model {ref.base_name!r}: {err}") from err

@@ -55,6 +55,10 @@ class RunFiles:
     def manifest(self) -> Path:
         return self.root / "manifest.json"
 
+    def artifact_kind(self) -> str | None:
+        """What the finished run left in adapter/ (see workbench.methods.registry.Artifact); None if nothing yet."""
+        return artifact_kind(self.adapter)
+
     def write_status(self, **fields: Any) -> dict[str, Any]:
         """Merge `fields` into status.json, atomically, stamping the time of the update."""
         status = {**self.read_status(), **fields, "updated_at": time.time()}
@@ -120,3 +124,14 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
     tmp.replace(path)
+
+
+# The file that marks each kind of finished artifact (workbench.methods.registry.Artifact).
+_ARTIFACT_MARKERS = {"peft": "adapter_config.json", "bottleneck": "bottleneck_config.json", "model": "config.json"}
+
+
+def artifact_kind(folder: Path) -> str | None:
+    for kind, marker in _ARTIFACT_MARKERS.items():
+        if (folder / marker).is_file():
+            return kind
+    return None

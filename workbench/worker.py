@@ -82,7 +82,9 @@ def train(files: RunFiles, stop) -> str:
     import torch
     from transformers import set_seed
 
-    from workbench import data, methods
+    from workbench import data, methods, preflight
+    from workbench.errors import ConfigError, FieldProblem
+    from workbench.methods.counting import count_parameters
     from workbench.training import artifacts, hardware, varlen_attention
     from workbench.training.callbacks import RunCallback
     from workbench.training.sft import build_trainer
@@ -101,16 +103,31 @@ def train(files: RunFiles, stop) -> str:
     train_set, eval_set = data.split_validation(dataset, config.data.val_size, config.train.seed)
     log.info("data ready in %.1fs: %s", time.time() - started, encoded.stats.as_dict())
 
+    spec = methods.get(config.method.name)
+    context = methods.Context(model_path=Path(ref.path), run_dir=files.root)
     # Precision is needed to load the model; checkpointing depends on its size, so it is chosen again below.
     hw = hardware.choose(config.train, n_params=0)
+    blocking = preflight.problems(config, hw.device)
+    if blocking:
+        raise ConfigError([FieldProblem("method", problem) for problem in blocking])
     torch.set_num_threads(hw.threads)
     set_seed(config.train.seed)
-    # Batches are padding-free (packed rows too): attend within each example only.
-    model = models.load_model(ref, dtype=hardware.torch_dtype(hw.precision), attn_implementation=varlen_attention.NAME)
+    model = models.load_model(
+        ref,
+        dtype=hardware.torch_dtype(hw.precision),
+        # Padding-free batches (packed rows too) attend within each example only; methods that prepend
+        # virtual tokens per example train on padded batches with the standard attention.
+        attn_implementation=varlen_attention.NAME if spec.padding_free else "sdpa",
+        quantization_config=spec.quantization(config.method) if spec.quantization else None,
+    )
     hw = hardware.choose(config.train, n_params=model.num_parameters())
     log.info("hardware: %s", hw.as_dict())
 
-    peft_config = methods.get(config.method.name).build_peft_config(config.method, model)
+    peft_config = None
+    if spec.build_peft_config is not None:
+        peft_config = spec.build_peft_config(config.method, model, context)
+    else:
+        model = spec.prepare_model(config.method, model)
     trainer = build_trainer(
         config,
         hw,
@@ -121,7 +138,13 @@ def train(files: RunFiles, stop) -> str:
         peft_config,
         files.checkpoints,
         callbacks=[RunCallback(files, stop)],
+        padding_free=spec.padding_free,
     )
+    if spec.customize_trainer is not None:
+        spec.customize_trainer(config.method, trainer, context)
+    trainable, total = count_parameters(trainer.model)
+    files.write_status(trainable_params=trainable, total_params=total, base_weights=_base_weights(model, hw))
+    log.info("trainable parameters: %s of %s (%.4f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)
     resume = files.last_checkpoint()
     if resume is not None:
         files.truncate_metrics_after(int(resume.name.rsplit("-", 1)[1]))
@@ -134,21 +157,38 @@ def train(files: RunFiles, stop) -> str:
         return "stopped"
 
     hashes = [_sha256(ds.path) for ds in loaded]
-    _save_adapter(trainer, files, config, ref.base_name, hashes, _final_loss(files), result.global_step)
+    _save_artifact(trainer, files, config, context, ref.base_name, hashes, _final_loss(files), result.global_step)
     write_json_atomic(files.manifest, artifacts.manifest(config, hw, hashes))
     return "finished"
 
 
-def _save_adapter(trainer, files: RunFiles, config: RunConfig, base_name: str, hashes, loss, steps: int) -> None:
+def _save_artifact(
+    trainer, files: RunFiles, config: RunConfig, context, base_name: str, hashes, loss, steps: int
+) -> None:
+    from workbench import methods
     from workbench.training.artifacts import model_card
 
+    spec = methods.get(config.method.name)
     # Written beside the final folder, then renamed: a reader never sees a half-saved adapter.
     staging = files.root / ".adapter.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(str(staging))
-    (staging / "README.md").write_text(model_card(config, base_name, hashes, loss, steps), encoding="utf-8")
+    if spec.save is not None:
+        spec.save(config.method, trainer, staging, context)
+    else:
+        trainer.save_model(str(staging))
+    (staging / "README.md").write_text(model_card(config, spec, base_name, hashes, loss, steps), encoding="utf-8")
     shutil.rmtree(files.adapter, ignore_errors=True)
     staging.rename(files.adapter)
+
+
+def _base_weights(model, hw) -> str:
+    """How the frozen base is stored: "4-bit nf4", "8-bit" or the training precision."""
+    quantization = getattr(getattr(model, "hf_quantizer", None), "quantization_config", None)
+    if getattr(quantization, "load_in_4bit", False):
+        return f"4-bit {quantization.bnb_4bit_quant_type}"
+    if getattr(quantization, "load_in_8bit", False):
+        return "8-bit"
+    return hw.precision
 
 
 def _final_loss(files: RunFiles) -> float | None:

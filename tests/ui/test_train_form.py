@@ -20,13 +20,17 @@ def tab():
         return train_tab.build()
 
 
-def form_values(tab, **changes):
-    """The form's values as Gradio hands them to a handler, with some fields changed (by config path)."""
-    fields = train_tab.all_fields(tab)
-    values = {f.path: f.component.value for f in fields}
-    values.update(changes)
-    head = [tab["model"].value, "lora", "", str(PRESETS / "data" / "identity.json")]
-    return head + [values[f.path] for f in fields]
+def form_values(tab, method="lora", **changes):
+    """The form's values as Gradio hands them to a handler, with some fields changed (by config path).
+
+    Methods share field names (method.init), so a method field is changed only in the chosen method's group.
+    """
+    chosen = tab["method_fields"][method]
+    values = [
+        changes.get(f.path, f.component.value) if f.section != "method" or f in chosen else f.component.value
+        for f in train_tab.all_fields(tab)
+    ]
+    return [tab["model"].value, method, "", str(PRESETS / "data" / "identity.json"), *values]
 
 
 def test_default_form_is_a_valid_config(tab):
@@ -67,3 +71,12 @@ def test_cli_line_rebuilds_the_same_config(tab, preset):
 
 def test_method_picker_lists_exactly_the_registry(tab):
     assert [value for _, value in tab["method"].choices] == methods.names()
+
+
+@pytest.mark.parametrize("method", methods.names())
+def test_each_methods_own_fields_make_its_config_and_cli_line(tab, method):
+    config = parse_config(train_tab.raw_config(tab, form_values(tab, method, **{"train.max_steps": 3})))
+    assert config.method == methods.get(method).params()  # the form's defaults are the method's defaults
+    words = shlex.split(train_tab._cli(config, "sft-lora-identity").replace("\\\n", " "))
+    overrides = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
+    assert load_config(REPO / words[4], overrides) == config  # switching from the preset's LoRA works

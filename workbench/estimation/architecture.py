@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workbench.methods.lora import ATTENTION_MODULES
+from workbench.methods.targets import ATTENTION_MODULES, MLP_MODULES
 
 LM_HEAD = "lm_head"
 
@@ -118,6 +118,8 @@ def adapted_modules(target_modules: str | list[str], arch: Architecture) -> list
         return list(arch.layer_linears())  # PEFT leaves the output layer out of "all-linear"
     if target_modules == "attention":
         return list(ATTENTION_MODULES)
+    if target_modules == "mlp":
+        return list(MLP_MODULES)
     known = [*arch.layer_linears(), LM_HEAD]
     # PEFT matches a name against the end of each module's dotted path.
     names = [name.rsplit(".", 1)[-1] for name in target_modules]

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from workbench import home, models
-from workbench.estimation.architecture import read_architecture
+from workbench import home, methods, models
+from workbench.estimation.architecture import read_architecture, trainable_parameters
 from workbench.estimation.costs import step_flops
 from workbench.run_files import RunFiles
 
@@ -150,7 +150,16 @@ def _run_rate(folder: str, metrics_mtime: float, manifest_mtime: float, device: 
     t = config.train
     examples = steps * t.per_device_train_batch_size * t.gradient_accumulation_steps
     checkpointing = bool(hardware.get("gradient_checkpointing", False))
-    rate = step_flops(arch, config.method, tokens, examples, checkpointing) / seconds
+    spec = methods.get(config.method.name)
+    if spec.quantization is not None or not spec.padding_free:
+        return None  # dequantizing or padding costs time the FLOP count does not see
+    trainable = files.read_status().get("trainable_params")
+    if trainable is None:  # a run from before the worker recorded it
+        try:
+            trainable = trainable_parameters(config.method, arch)
+        except ValueError:
+            return None
+    rate = step_flops(arch, config.method, tokens, examples, checkpointing, trainable) / seconds
     if device == "cpu":
         rate /= thread_speedup(int(hardware.get("threads") or cpu_threads(t.threads)))
     return rate

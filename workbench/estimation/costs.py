@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from workbench import methods
 from workbench.estimation.architecture import LM_HEAD, Architecture, adapted_modules, trainable_parameters
 
 # TRL's fused LM head projects at most 4096 tokens x 32768 vocabulary entries at a time
@@ -20,18 +21,28 @@ LM_HEAD_TILE_VOCAB = 32768
 LM_HEAD_TILE_COPIES = 8
 
 
-def flops_per_token(arch: Architecture, method: BaseModel, checkpointing: bool = False) -> float:
+def trains_base_weights(method: BaseModel) -> bool:
+    """Full and freeze tuning train the model's own weights; every other method adds weights of its own."""
+    return methods.get(method.name).artifact == "model"
+
+
+def flops_per_token(
+    arch: Architecture, method: BaseModel, checkpointing: bool = False, trainable: int | None = None
+) -> float:
     """Training FLOPs per token for the matmuls that grow with tokens (attention's L^2 part is separate).
 
     A matmul costs 2 FLOPs per weight per token forward. A frozen layer's backward computes only the gradient
     of its input (another 2), not of its weight: 4 per weight. TRL's tiled LM head recomputes its tiles in the
-    backward: 6 per weight. Adapter weights need all three (forward, input and weight gradients): 6.
+    backward: 6 per weight. Adapter weights need all three (forward, input and weight gradients): 6; a trained
+    weight of the model itself adds only its weight gradient (2) to what it costs frozen.
     Gradient checkpointing runs the layers' forward once more: +2 per weight.
+    `trainable` defaults to the low-rank formula (workbench.estimation.architecture.trainable_parameters).
     """
     layers = arch.num_layers * arch.layer_linear_params
-    adapter = trainable_parameters(method, arch)
+    trainable = trainable_parameters(method, arch) if trainable is None else trainable
     per_weight = 6 if checkpointing else 4
-    return float(per_weight * layers + 6 * arch.lm_head_params + (per_weight + 2) * adapter)
+    extra = 2 * trainable if trains_base_weights(method) else (per_weight + 2) * trainable
+    return float(per_weight * layers + 6 * arch.lm_head_params + extra)
 
 
 def attention_flops(arch: Architecture, length: float, checkpointing: bool = False) -> float:
@@ -44,11 +55,16 @@ def attention_flops(arch: Architecture, length: float, checkpointing: bool = Fal
 
 
 def step_flops(
-    arch: Architecture, method: BaseModel, tokens: float, examples: float, checkpointing: bool = False
+    arch: Architecture,
+    method: BaseModel,
+    tokens: float,
+    examples: float,
+    checkpointing: bool = False,
+    trainable: int | None = None,
 ) -> float:
     """FLOPs of training on `tokens` real tokens in `examples` examples of equal length (padding-free)."""
     length = tokens / max(examples, 1e-9)
-    return tokens * flops_per_token(arch, method, checkpointing) + examples * attention_flops(
+    return tokens * flops_per_token(arch, method, checkpointing, trainable) + examples * attention_flops(
         arch, length, checkpointing
     )
 
@@ -62,19 +78,23 @@ def activation_bytes_per_token_layer(
     attention-only, down_proj-only and with dropout. A frozen linear layer saves nothing (its input gradient
     needs only its weight); an adapter saves its input (for A's gradient) and A's output (for B's gradient).
     With checkpointing only each layer's input is kept, plus one layer's activations while it is rebuilt.
+    Methods without a rank and target layers are approximated as rank-0 adapters on every linear layer: what
+    trains reads the inputs of the linear layers (full and freeze tuning keep exactly those for the weight
+    gradients; the other methods keep a similar amount).
     """
     h, q, kv, i = arch.hidden_size, arch.q_dim, arch.kv_dim, arch.intermediate_size
     # RMSNorm inputs (2h) and their 1/rms (2); RoPE'd q, k and v, the attention output and its log-sum-exp
     # (SDPA's backward); the MLP's gate and up outputs and SiLU(gate) (for the product's backward).
     floats = 2 * h + 2 + q + 2 * kv + q + arch.num_heads + 3 * i
-    modules = [m for m in adapted_modules(method.target_modules, arch) if m != LM_HEAD]
+    targets, rank = getattr(method, "target_modules", "all-linear"), getattr(method, "r", 0)
+    modules = [m for m in adapted_modules(targets, arch) if m != LM_HEAD]
     shapes = arch.layer_linears()
     dropout = getattr(method, "dropout", 0.0) > 0
     if dropout:  # each adapter saves its own dropped-out input and the dropout's scaled mask
         floats += sum(2 * shapes[m][0] for m in modules)
     else:  # adapters on the same input share one saved tensor: q/k/v read norm 1's output, gate/up norm 2's
         floats += sum(shapes[m][0] for m in {_SHARED_INPUT.get(m, m): m for m in modules}.values())
-    floats += method.r * len(modules)
+    floats += rank * len(modules)
     if checkpointing:
         floats = h + floats / arch.num_layers
     return float(floats * dtype_bytes)

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from workbench.config import RunConfig
+from workbench.methods import MethodSpec
 from workbench.training.hardware import Hardware
 
 _PACKAGES = ["workbench", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes"]
@@ -33,14 +34,40 @@ def manifest(config: RunConfig, hw: Hardware, dataset_hashes: list[str]) -> dict
     }
 
 
+_LOADING = {
+    "peft": """```python
+from peft import AutoPeftModelForCausalLM
+model = AutoPeftModelForCausalLM.from_pretrained("path/to/this/folder")
+```""",
+    "model": """A whole model: every weight is here.
+
+```python
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")
+```""",
+    "bottleneck": """Bottleneck adapters (Houlsby et al., 2019): `bottleneck_adapter.safetensors` holds their weights
+only, `bottleneck_config.json` their shape. Add them to the base model with Workbench:
+
+```python
+from transformers import AutoModelForCausalLM
+from workbench.adapters import bottleneck
+model = bottleneck.load(AutoModelForCausalLM.from_pretrained("{base}"), "path/to/this/folder")
+```""",
+}
+
+
 def model_card(
-    config: RunConfig, base_name: str, dataset_hashes: list[str], final_loss: float | None, steps: int
+    config: RunConfig,
+    spec: MethodSpec,
+    base_name: str,
+    dataset_hashes: list[str],
+    final_loss: float | None,
+    steps: int,
 ) -> str:
     """A Hugging Face model card (README.md) naming base, method, hyperparameters, data and result."""
-    front = yaml.safe_dump(
-        {"base_model": base_name, "library_name": "peft", "tags": ["workbench", config.method.name, "sft"]},
-        sort_keys=False,
-    )
+    library = {"peft": "peft", "model": "transformers"}.get(spec.artifact)
+    meta = {"base_model": base_name, **({"library_name": library} if library else {})}
+    front = yaml.safe_dump({**meta, "tags": ["workbench", config.method.name, "sft"]}, sort_keys=False)
     settings = yaml.safe_dump(
         {"method": config.method.model_dump(), "train": config.train.model_dump(), "data": _data_summary(config)},
         sort_keys=False,
@@ -52,15 +79,12 @@ def model_card(
 
 # {config.name or "Workbench adapter"}
 
-A **{config.method.name}** adapter for [`{base_name}`](https://huggingface.co/{base_name}), trained with Workbench
+**{spec.title}** fine-tuning of [`{base_name}`](https://huggingface.co/{base_name}), trained with Workbench
 ({config.train.stage}, {steps} steps). Final training loss: **{loss}**.
 
 ## Load it
 
-```python
-from peft import AutoPeftModelForCausalLM
-model = AutoPeftModelForCausalLM.from_pretrained("path/to/this/folder")
-```
+{_LOADING[spec.artifact].replace("{base}", base_name)}
 
 ## Training data (SHA-256 of each file)
 

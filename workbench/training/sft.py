@@ -4,6 +4,7 @@ The data layer has already rendered every example with the chat template, masked
 `cutoff_len`, so TRL receives `input_ids` + `labels` and does no tokenization of its own. Without packing,
 batches are padding-free: the examples of a batch are laid end to end in one row, with position ids that
 restart at each example, so no compute is spent on padding and the loss equals that of a padded batch.
+Methods that prepend virtual tokens to each example (the prompt family) train on padded batches instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from workbench.config import RunConfig
 from workbench.training.hardware import Hardware
 
 
-def sft_args(config: RunConfig, hw: Hardware, output_dir: Path, has_eval: bool) -> SFTConfig:
+def sft_args(
+    config: RunConfig, hw: Hardware, output_dir: Path, has_eval: bool, padding_free: bool = True
+) -> SFTConfig:
     """A pure mapping from our config and the chosen hardware settings to TRL's SFTConfig."""
     t, d = config.train, config.data
     return SFTConfig(
@@ -51,7 +54,7 @@ def sft_args(config: RunConfig, hw: Hardware, output_dir: Path, has_eval: bool) 
         # Examples arrive encoded and truncated (max_length=None), so TRL only batches them.
         max_length=d.cutoff_len if d.packing else None,
         packing=d.packing,
-        padding_free=not d.packing,
+        padding_free=padding_free and not d.packing,
     )
 
 
@@ -65,10 +68,11 @@ def build_trainer(
     peft_config: Any,
     output_dir: Path,
     callbacks: list[Any],
+    padding_free: bool = True,
 ) -> SFTTrainer:
     return SFTTrainer(
         model=model,
-        args=sft_args(config, hw, output_dir, has_eval=eval_dataset is not None),
+        args=sft_args(config, hw, output_dir, has_eval=eval_dataset is not None, padding_free=padding_free),
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,

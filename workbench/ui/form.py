@@ -23,7 +23,10 @@ class FormField:
     section: str
     name: str
     component: gr.components.Component
-    kind: str  # "literal", "bool", "int", "float", "optional_int", "optional_float", "modules", "text"
+    # "literal", "bool", "int", "float", "optional_int", "optional_float", "modules" (a choice or a list of
+    # names), "names" (a list of names), "multi" (several of fixed choices), "text" (optional), "string"
+    kind: str
+    choices: tuple = ()
 
     @property
     def path(self) -> str:
@@ -31,23 +34,41 @@ class FormField:
 
 
 def build_fields(
-    section: str, model: type[BaseModel], defaults: BaseModel, names: list[str] | None = None, skip: tuple = ()
+    section: str,
+    model: type[BaseModel],
+    defaults: BaseModel,
+    names: list[str] | None = None,
+    skip: tuple = (),
+    id_prefix: str | None = None,
 ) -> list[FormField]:
-    """Components for the fields of `model` (all, or `names` in that order), rendered where this is called."""
+    """Components for the fields of `model` (all, or `names` in that order), rendered where this is called.
+
+    Each gets the element id `field-<id_prefix or section>-<name>` (methods share field names: they pass their
+    own prefix)."""
     chosen = names if names is not None else [n for n in model.model_fields if n not in skip]
-    return [_component(section, name, model.model_fields[name], getattr(defaults, name)) for name in chosen]
+    prefix = id_prefix or section
+    return [_component(section, n, model.model_fields[n], getattr(defaults, n), prefix) for n in chosen]
 
 
-def _component(section: str, name: str, info: FieldInfo, value: Any) -> FormField:
+def _component(section: str, name: str, info: FieldInfo, value: Any, prefix: str) -> FormField:
     label = name.replace("_", " ")
     help_text = info.description
     annotation = info.annotation
-    elem_id = f"field-{section}-{name}"
+    elem_id = f"field-{prefix}-{name}"
     choices = _literal_choices(annotation)
     if choices is not None and _allows_list(annotation):
         text = value if isinstance(value, str) else ",".join(value)
+        help_text = f"{help_text} Several names: separate them with commas."
         box = gr.Dropdown(choices, value=text, label=label, info=help_text, allow_custom_value=True, elem_id=elem_id)
-        return FormField(section, name, box, "modules")
+        return FormField(section, name, box, "modules", tuple(choices))
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        if get_origin(item) is Literal:
+            options = list(get_args(item))
+            box = gr.Dropdown(options, value=value, multiselect=True, label=label, info=help_text, elem_id=elem_id)
+            return FormField(section, name, box, "multi", tuple(options))
+        box = gr.Textbox(value=", ".join(value), label=label, info=f"{help_text} (comma-separated)", elem_id=elem_id)
+        return FormField(section, name, box, "names")
     if choices is not None:
         return FormField(
             section, name, gr.Dropdown(choices, value=value, label=label, info=help_text, elem_id=elem_id), "literal"
@@ -76,29 +97,43 @@ def _component(section: str, name: str, info: FieldInfo, value: Any) -> FormFiel
                 elem_id=elem_id,
             )
         return FormField(section, name, component, kind)
-    return FormField(
-        section, name, gr.Textbox(value=value or "", label=label, info=help_text, elem_id=elem_id), "text"
-    )
+    kind = "text" if optional else "string"
+    return FormField(section, name, gr.Textbox(value=value or "", label=label, info=help_text, elem_id=elem_id), kind)
+
+
+def component_value(field: FormField, value: Any) -> Any:
+    """A config value as `field`'s component shows it."""
+    if field.kind in ("modules", "names") and isinstance(value, list):
+        return ",".join(value) if field.kind == "modules" else ", ".join(value)
+    if field.kind.startswith("optional_") and value is None:
+        return 0
+    return value
 
 
 def collect(fields: list[FormField], values: list[Any]) -> dict[str, dict[str, Any]]:
     """Turn component values back into config sections ({"train": {...}, ...}); empty optional numbers are None."""
     sections: dict[str, dict[str, Any]] = {}
     for field, value in zip(fields, values, strict=True):
-        sections.setdefault(field.section, {})[field.name] = _parse(field.kind, value)
+        sections.setdefault(field.section, {})[field.name] = _parse(field.kind, value, field.choices)
     return sections
 
 
-def _parse(kind: str, value: Any) -> Any:
+def _parse(kind: str, value: Any, choices: tuple = ()) -> Any:
     # An optional count that must be at least 1 shows "not set" as 0 (a number box cannot be empty).
     if kind.startswith("optional_") and value in (None, "", 0):
         return None
     if kind.endswith("int") and isinstance(value, float) and value.is_integer():
         return int(value)
-    if kind == "modules" and isinstance(value, str) and value not in ("all-linear", "attention"):
+    if kind == "modules" and isinstance(value, str) and value not in choices:
         return [part.strip() for part in value.split(",") if part.strip()]
+    if kind == "names" and isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if kind == "multi":
+        return list(value or [])
     if kind == "text":
         return value or None
+    if kind == "string":
+        return value or ""
     return value
 
 

@@ -11,6 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from workbench.jobs import Job, JobError, JobStore
+from workbench.run_summary import RunSummary, summarize
 
 REFRESH_SECONDS = 1.0
 # Metric series drawn on the loss chart, and the ones on the learning-rate chart.
@@ -26,6 +27,10 @@ def _label(job: Job) -> str:
     return f"{job.id} · {job.name or job.method} · {job.state}"
 
 
+def _short_label(job: Job) -> str:
+    return f"{job.id} · {job.name or job.method}"
+
+
 def build() -> dict[str, Any]:
     table = gr.Dataframe(label="Runs", interactive=False, wrap=True, elem_id="runs-table")
     with gr.Row():
@@ -39,6 +44,18 @@ def build() -> dict[str, Any]:
         lr_plot = gr.LinePlot(x="step", y="learning_rate", title="Learning rate", height=300, elem_id="runs-lr")
     log = gr.Code(label="Log (last lines)", language=None, max_lines=20, elem_id="runs-log")
     message = gr.Markdown(elem_id="runs-message")
+    with gr.Accordion("Compare runs", open=True):
+        compare = gr.Dropdown(
+            [(_short_label(job), job.id) for job in JobStore().list()],
+            multiselect=True,
+            label="Runs to compare",
+            elem_id="runs-compare",
+            max_choices=12,
+        )
+        compare_plot = gr.LinePlot(
+            x="step", y="loss", color="run", title="Training loss", height=320, elem_id="runs-compare-loss"
+        )
+        compare_table = gr.Dataframe(label="Key figures", interactive=False, wrap=True, elem_id="runs-compare-table")
     timer = gr.Timer(REFRESH_SECONDS)
     return {
         "table": table,
@@ -51,16 +68,24 @@ def build() -> dict[str, Any]:
         "lr_plot": lr_plot,
         "log": log,
         "message": message,
+        "compare": compare,
+        "compare_plot": compare_plot,
+        "compare_table": compare_table,
         "timer": timer,
     }
 
 
 def wire(tab: dict[str, Any]) -> None:
+    known = gr.State([])  # the run ids the compare picker offers; its choices change only when runs do
     outputs = [tab["table"], tab["selector"], tab["progress"], tab["loss_plot"], tab["lr_plot"], tab["log"]]
-    tab["timer"].tick(refresh, tab["selector"], outputs, show_progress="hidden")
-    tab["selector"].change(refresh, tab["selector"], outputs, show_progress="hidden")
+    outputs += [tab["compare"], known]
+    tab["timer"].tick(refresh, [tab["selector"], known], outputs, show_progress="hidden")
+    tab["selector"].change(refresh, [tab["selector"], known], outputs, show_progress="hidden")
     for button, action in ((tab["stop"], "cancel"), (tab["resume"], "resume"), (tab["delete"], "delete")):
         button.click(_act(action), tab["selector"], tab["message"])
+    compared = [tab["compare_plot"], tab["compare_table"]]
+    tab["compare"].change(compare, tab["compare"], compared, show_progress="hidden")
+    tab["timer"].tick(compare, tab["compare"], compared, show_progress="hidden")
 
 
 def _act(action: str):
@@ -76,17 +101,60 @@ def _act(action: str):
     return run
 
 
-def refresh(job_id: str | None):
+def refresh(job_id: str | None, known: list[str]):
     store = JobStore()
     jobs = store.reconcile()
     choices = [(_label(job), job.id) for job in jobs]
-    selected = job_id if any(job.id == job_id for job in jobs) else None
+    ids = [job.id for job in jobs]
+    # Re-offering the same choices every second would close the picker while someone is choosing.
+    compare_choices = gr.update(choices=[(_short_label(job), job.id) for job in jobs]) if ids != known else gr.update()
+    selected = job_id if job_id in ids else None
     table = pd.DataFrame([_row(job) for job in jobs], columns=["id", "name", "state", "method", "model", "progress"])
     if selected is None:
-        return table, gr.update(choices=choices, value=None), "", None, None, ""
+        return table, gr.update(choices=choices, value=None), "", None, None, "", compare_choices, ids
     job = store.get(selected)
     loss, lr = _charts(job)
-    return table, gr.update(choices=choices, value=selected), _progress(job), loss, lr, job.files.log_tail(30)
+    log = job.files.log_tail(30)
+    return table, gr.update(choices=choices, value=selected), _progress(job), loss, lr, log, compare_choices, ids
+
+
+COMPARE_COLUMNS = [
+    "run", "method", "state", "steps", "trainable params", "share", "peak memory", "s/step", "final loss",
+    "eval loss", "saved weights",
+]  # fmt: skip
+
+
+def compare(job_ids: list[str] | None):
+    """The chosen runs' loss curves on one chart and their key figures side by side."""
+    jobs = {job.id: job for job in JobStore().list()}
+    chosen = [jobs[i] for i in job_ids or [] if i in jobs]
+    points, rows = [], []
+    for job in chosen:
+        label = _short_label(job)
+        points += [{"step": r["step"], "loss": r["loss"], "run": label} for r in job.files.read_metrics()
+                   if r.get("loss") is not None]  # fmt: skip
+        rows.append(_figures(label, summarize(job.files)))
+    plot = pd.DataFrame(points) if points else None
+    return plot, pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+
+
+def _figures(label: str, s: RunSummary) -> dict[str, Any]:
+    def number(value: float | None, fmt: str) -> str:
+        return "" if value is None else format(value, fmt)
+
+    return {
+        "run": label,
+        "method": s.method,
+        "state": s.state,
+        "steps": s.steps,
+        "trainable params": number(s.trainable_params, ","),
+        "share": number(s.share, ".3%"),
+        "peak memory": "" if s.peak_memory_mb is None else f"{s.peak_memory_mb:,.0f} MiB",
+        "s/step": number(s.seconds_per_step, ".2f"),
+        "final loss": number(s.final_loss, ".4f"),
+        "eval loss": number(s.eval_loss, ".4f"),
+        "saved weights": "" if s.weights_bytes is None else f"{s.weights_bytes / 2**20:,.2f} MiB",
+    }
 
 
 def _row(job: Job) -> dict[str, Any]:

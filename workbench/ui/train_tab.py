@@ -10,14 +10,15 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from workbench import home, methods, models
+from workbench import home, methods, models, preflight
 from workbench.config import DataConfig, DatasetSpec, TrainConfig, dump_config, load_config, parse_config
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.estimate import estimate
 from workbench.jobs import JobStore
 from workbench.models import PRESETS
 from workbench.submission import freeze
-from workbench.ui.form import FormField, build_fields, collect
+from workbench.ui import background
+from workbench.ui.form import FormField, build_fields, collect, component_value
 from workbench.ui.runs_tab import run_choices
 
 BASIC_TRAIN = ["num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size"]
@@ -59,15 +60,18 @@ def build() -> dict[str, Any]:
             elem_id="train-method",
         )
         name = gr.Textbox(label="Run name", placeholder="optional", elem_id="train-name")
-    lora = methods.get("lora")
-    method_info = gr.Markdown(f"**{lora.title}**: {lora.description}", elem_id="train-method-info")
+    with gr.Row():
+        method_info = gr.Markdown(_method_info("lora"), elem_id="train-method-info")
+        method_count = gr.Markdown(elem_id="train-method-params")
     method_fields: dict[str, list[FormField]] = {}
     groups = {}
     for method_name in methods.names():
         spec = methods.get(method_name)
         with gr.Group(visible=method_name == "lora") as groups[method_name]:
             with gr.Row():
-                method_fields[method_name] = build_fields("method", spec.params, spec.params(), skip=("name",))
+                method_fields[method_name] = build_fields(
+                    "method", spec.params, spec.params(), skip=("name",), id_prefix=f"method-{method_name}"
+                )
     with gr.Row():
         fields = build_fields("train", TrainConfig, train_defaults, names=BASIC_TRAIN)
         fields += build_fields("data", DataConfig, data_defaults, names=BASIC_DATA)
@@ -95,6 +99,7 @@ def build() -> dict[str, Any]:
         "method": method,
         "name": name,
         "method_info": method_info,
+        "method_count": method_count,
         "method_fields": method_fields,
         "groups": groups,
         "fields": fields,
@@ -120,14 +125,16 @@ def raw_config(tab: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     """The form's values as a raw config dict (not yet validated)."""
     model, method, name, dataset, *rest = values
     fields = all_fields(tab)
-    sections = collect(fields, rest)
-    method_values = {f.name: sections["method"][f.name] for f in tab["method_fields"].get(method, [])}
+    chosen = tab["method_fields"].get(method, [])
+    # Methods share field names (init, r): take the method section from the chosen method's fields only.
+    pairs = [(f, v) for f, v in zip(fields, rest, strict=True) if f.section != "method" or f in chosen]
+    sections = collect([f for f, _ in pairs], [v for _, v in pairs])
     data = sections["data"] | {"datasets": [{"path": dataset}] if dataset else []}
     return {
         "name": name or None,
         "model": {"name_or_path": model},
         "data": data,
-        "method": {"name": method, **method_values},
+        "method": {"name": method, **sections.get("method", {})},
         "train": sections["train"],
     }
 
@@ -138,8 +145,7 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector) ->
     method_names = methods.names()
 
     def show_method(method: str):
-        spec = methods.get(method)
-        return [gr.update(visible=n == method) for n in method_names] + [f"**{spec.title}**: {spec.description}"]
+        return [gr.update(visible=n == method) for n in method_names] + [_method_info(method)]
 
     method_outputs = [*(tab["groups"][n] for n in method_names), tab["method_info"]]
     tab["method"].change(show_method, tab["method"], method_outputs)
@@ -150,10 +156,23 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector) ->
         try:
             config = parse_config(raw)
         except ConfigError as err:
-            return _problems(err), "", "", ""
-        return "", dump_config(config), _cli(config, preset), _estimate_text(config, stats or {})
+            yield _problems(err), "", "", "", ""
+            return
+        shown = dump_config(config), _cli(config, preset)
+        folder = models.local_folder(config.model.name_or_path)
+        if folder is None:
+            yield "", *shown, _estimate_text(config, stats or {}), "_Parameter count: once the model is here._"
+            return
+        yield "", *shown, gr.update(), "_Counting trainable parameters…_"
+        try:
+            report = background.call(preflight.method_report, config, folder)
+        except Exception as err:  # noqa: BLE001  a count must never break the form
+            yield "", *shown, _estimate_text(config, stats or {}), f"_No parameter count: {err}_"
+            return
+        estimate_text = _estimate_text(config, stats or {}, report.trainable)
+        yield _blocking(report.problems), *shown, estimate_text, report.describe()
 
-    outputs = [tab["errors"], tab["yaml"], tab["cli"], tab["estimate"]]
+    outputs = [tab["errors"], tab["yaml"], tab["cli"], tab["estimate"], tab["method_count"]]
     for component in [*inputs, stats_state]:
         # One at a time, in order: a slow earlier preview must not overwrite a later one.
         component.change(
@@ -169,7 +188,13 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector) ->
     def start(*values):
         raw = raw_config(tab, list(values))
         try:
-            job = JobStore().submit(freeze(parse_config(raw)))
+            config = parse_config(raw)
+            folder = models.local_folder(config.model.name_or_path)
+            if folder is not None:  # a hub model is checked by the worker once it is downloaded
+                blocking = background.call(preflight.method_report, config, folder).problems
+                if blocking:
+                    return _blocking(blocking), gr.update(), gr.update()
+            job = JobStore().submit(freeze(config))
         except ConfigError as err:
             return _problems(err), gr.update(), gr.update()
         except WorkbenchError as err:
@@ -185,8 +210,10 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector) ->
             return [f"**Cannot load preset:** {err}"] + [gr.update()] * (len(fields) + 4)
         dump = config.model_dump()
         chosen = tab["method_fields"][config.method.name]
-        values = [dump[f.section][f.name] if f.section != "method" or f in chosen else gr.update() for f in fields]
-        values = [",".join(v) if isinstance(v, list) else v for v in values]
+        values = [
+            component_value(f, dump[f.section][f.name]) if f.section != "method" or f in chosen else gr.update()
+            for f in fields
+        ]
         path = config.data.datasets[0].path
         return ["", config.model.name_or_path, config.method.name, config.name or "", path, *values]
 
@@ -250,7 +277,18 @@ def _yaml_value(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def _estimate_text(config, stats: dict[str, Any]) -> str:
+def _method_info(name: str) -> str:
+    spec = methods.get(name)
+    return f"**{spec.title}** ({spec.family}): {spec.description}"
+
+
+def _blocking(problems: list[str]) -> str:
+    if not problems:
+        return ""
+    return "**Cannot train this on this machine:**\n" + "\n".join(f"- {p}" for p in problems)
+
+
+def _estimate_text(config, stats: dict[str, Any], trainable: int | None = None) -> str:
     folder = models.local_folder(config.model.name_or_path)
     if folder is None:
         return "_Estimate: available once the model is on this machine._"
@@ -260,7 +298,7 @@ def _estimate_text(config, stats: dict[str, Any]) -> str:
         mean = 256  # a typical instruction example, until a dataset is inspected
     mean = min(mean, config.data.cutoff_len)
     try:
-        e = estimate(config, folder, mean, dataset_rows=stats.get("rows"))
+        e = estimate(config, folder, mean, dataset_rows=stats.get("rows"), trainable_params=trainable)
     except Exception as err:  # noqa: BLE001  an estimate must never break the form
         return f"_No estimate: {err}_"
     verdict = {"fits": "Fits", "tight": "Tight", "will-not-fit": "Will not fit"}[e.verdict]

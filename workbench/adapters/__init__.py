@@ -1,0 +1,1 @@
+"""Adapter modules of our own, for methods PEFT does not provide."""
