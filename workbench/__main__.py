@@ -46,7 +46,9 @@ def _train(args: argparse.Namespace) -> int:
     from workbench.jobs import JobStore
     from workbench.submission import freeze
 
-    config = freeze(load_config(args.config, args.overrides))
+    config = load_config(args.config, args.overrides)
+    _refuse_what_this_machine_cannot_train(config)
+    config = freeze(config)
     store = JobStore()
     store.reconcile()
     job = store.submit(config)
@@ -54,6 +56,16 @@ def _train(args: argparse.Namespace) -> int:
     if args.detach:
         return 0
     return _follow(store, job.id)
+
+
+def _refuse_what_this_machine_cannot_train(config) -> None:
+    from workbench import preflight
+    from workbench.errors import ConfigError, FieldProblem
+    from workbench.training.hardware import detect_device
+
+    problems = preflight.problems(config, detect_device()[0])
+    if problems:
+        raise ConfigError([FieldProblem("method", problem) for problem in problems])
 
 
 def _follow(store, job_id: str) -> int:

@@ -189,11 +189,22 @@ def _memory_mb(config: RunConfig, arch: Architecture, trainable: int, plan: _Pla
     layers = plan.tokens * arch.num_layers * per_token_layer * ACTIVATION_OVERHEAD[plan.device]
     return {
         "runtime": CPU_RUNTIME_MB if plan.device == "cpu" else GPU_RUNTIME_MB,
-        "weights": arch.total_params * dtype_bytes / MIB,
+        "weights": _weight_bytes(config, arch, dtype_bytes) / MIB,
         # fp32 gradients and optimizer state, and the weights too where they are new (not the model's own)
         "adapter": trainable * 4 * (states + (1 if trains_base_weights(config.method) else 2)) / MIB,
         "activations": (layers + lm_head_bytes(arch, plan.tokens, dtype_bytes)) / MIB,
     }
+
+
+def _weight_bytes(config: RunConfig, arch: Architecture, dtype_bytes: int) -> float:
+    """The base weights in memory; a quantized base (QLoRA) keeps its decoder layers' linear weights in `bits`
+    bits (plus ~0.5 bit of quantization constants for 4-bit), embeddings and norms at full size."""
+    bits = getattr(config.method, "bits", None)
+    if bits is None:
+        return arch.total_params * dtype_bytes
+    linear = arch.num_layers * arch.layer_linear_params
+    per_weight = 4.5 / 8 if bits == 4 else 1.0
+    return linear * per_weight + (arch.total_params - linear) * dtype_bytes
 
 
 def _flops_per_second(calibration: Calibration, plan: _Plan, threads: int | None) -> float:

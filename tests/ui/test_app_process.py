@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import PRESETS, REPO
-from tests.ui.test_browser import App, browser, free_port  # noqa: F401  (the fixture)
+from tests.ui.browser import App, free_port
 from workbench.config import load_config
 from workbench.jobs import JobStore
 from workbench.submission import freeze
@@ -58,7 +58,7 @@ def test_python_app_py_opens_a_working_page_in_under_5_seconds(tmp_path):
 
 
 @pytest.mark.slow
-def test_job_keeps_training_across_an_app_restart(browser, tmp_path, monkeypatch):  # noqa: F811
+def test_job_keeps_training_across_an_app_restart(browser, tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("WORKBENCH_HOME", str(home))
     app = App(home).start()

@@ -78,6 +78,37 @@ def customize_trainer(params: AdaloraParams, trainer: Any, ctx: Context) -> None
             model.base_model.update_and_allocate(state.global_step)
 
     trainer.add_callback(Allocate())
+    _add_orthogonal_penalty(trainer, params.orth_reg_weight)
+
+
+def _add_orthogonal_penalty(trainer: Any, weight: float) -> None:
+    """AdaLoRA keeps P and Q near orthogonal with a penalty that PEFT adds to the model output's `loss`; TRL's
+    trainer computes its loss from per-token log-probabilities instead, so the penalty is added here."""
+    if weight <= 0:
+        return
+    compute_loss = trainer.compute_loss
+
+    def with_penalty(model, inputs, return_outputs=False, num_items_in_batch=None):
+        result = compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if not model.training:
+            return result
+        penalty = weight * orthogonal_penalty(model)
+        return (result[0] + penalty, result[1]) if return_outputs else result + penalty
+
+    trainer.compute_loss = with_penalty
+
+
+def orthogonal_penalty(model: Any) -> Any:
+    """Mean over AdaLoRA's P (lora_A, r x in) and Q (lora_B, out x r) of ||P P^T - I||_F and ||Q^T Q - I||_F."""
+    import torch
+
+    terms = []
+    for name, p in model.named_parameters():
+        if p.requires_grad and (".lora_A." in name or ".lora_B." in name):
+            covariance = p @ p.T if ".lora_A." in name else p.T @ p
+            eye = torch.eye(covariance.shape[0], dtype=covariance.dtype, device=covariance.device)
+            terms.append(torch.linalg.matrix_norm(covariance - eye))
+    return torch.stack(terms).mean() if terms else 0.0
 
 
 register(

@@ -17,8 +17,11 @@ def build() -> dict[str, Any]:
         run = gr.Dropdown(adapter_choices()[1:], label="Finished run", elem_id="export-run", scale=3)
         refresh = gr.Button("↻ runs", scale=0)
     gr.Markdown(
-        "The zip holds the adapter (`adapter_config.json`, `adapter_model.safetensors`), the tokenizer, a model "
-        "card and the loss chart. It loads anywhere with `PeftModel.from_pretrained(base, folder)`."
+        "The zip holds the run's result, the tokenizer, a model card (how to load it) and the loss chart: a PEFT "
+        "adapter (`adapter_config.json`, `adapter_model.safetensors`) loads anywhere with "
+        "`PeftModel.from_pretrained(base, folder)`; full and freeze tuning leave a whole model for "
+        "`AutoModelForCausalLM`; bottleneck adapters load with `workbench.adapters.bottleneck.load`. Merging is "
+        "offered where the method's update is a change of the weights, and otherwise says why not."
     )
     with gr.Row():
         zip_button = gr.Button("Prepare adapter zip", elem_id="export-zip")
