@@ -66,11 +66,17 @@ def test_each_method_shows_its_fields_and_count_and_one_trains(browser, tmp_path
         page.locator("#runs-compare input").click()
         page.get_by_role("option", name=re.compile("bottleneck")).first.click()
         table = page.locator("#runs-compare-table")
-        page.wait_for_timeout(3000)
-        shot(page, "methods-compare")
         expect(table).to_contain_text("bottleneck", timeout=30_000)
         expect(table).to_contain_text("MiB", timeout=30_000)
         page.locator("#runs-compare-loss canvas, #runs-compare-loss svg").first.wait_for(timeout=30_000)
         shot(page, "methods-compare")
+
+        # Export: merging is not offered for a nonlinear adapter, and the page says why.
+        open_tab(page, "Export")
+        page.get_by_role("button", name="↻ runs").last.click()
+        page.locator("#export-run input").click()
+        page.get_by_role("option", name=re.compile("bottleneck")).click()
+        expect(page.locator("#export-message")).to_contain_text("cannot be merged", timeout=30_000)
+        expect(page.locator("#export-merge")).to_be_disabled()
     finally:
         app.stop()

@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench import methods
 from workbench.errors import WorkbenchError
 from workbench.export import merge_adapter, zip_adapter, zip_folder
 from workbench.jobs import JobStore
@@ -37,6 +38,20 @@ def wire(tab: dict[str, Any]) -> None:
     tab["refresh"].click(lambda: gr.update(choices=adapter_choices()[1:]), None, tab["run"])
     tab["zip_button"].click(_zip, tab["run"], [tab["download"], tab["message"]])
     tab["merge_button"].click(_merge, tab["run"], [tab["merged_download"], tab["message"]])
+    tab["run"].change(_offer, tab["run"], [tab["merge_button"], tab["message"]])
+
+
+def _offer(run_id: str | None):
+    """Offer merging only where the run's method allows it, and say why not elsewhere."""
+    if not run_id:
+        return gr.update(interactive=True), ""
+    try:
+        spec = methods.get(JobStore().get(run_id).files.read_config().method.name)
+    except (WorkbenchError, KeyError, OSError) as err:
+        return gr.update(interactive=False), f"**{err}**"
+    if spec.mergeable:
+        return gr.update(interactive=True), f"{spec.title}: the zip holds the adapter; it can also be merged."
+    return gr.update(interactive=False), f"**{spec.title} cannot be merged**: {spec.merge_refusal}."
 
 
 def _zip(run_id: str | None):
