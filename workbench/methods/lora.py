@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.methods.registry import Context, MethodSpec, register
-from workbench.methods.targets import ATTENTION_MODULES, Targets, resolve, targets_field
+from workbench.methods.targets import Targets, resolve, targets_field
 
-__all__ = ["ATTENTION_MODULES", "DoraParams", "LoraParams", "QloraParams"]
+__all__ = ["DoraParams", "LoraParams", "QloraParams"]
 
 # Folder in the run where PiSSA/OLoRA keep the adapter as initialised, to convert the final one on save.
 INITIAL_ADAPTER = "initial-adapter"
