@@ -39,9 +39,9 @@ app.close()
     assert result == {"heavy": [], "ok": True}
 
 
-def test_python_app_py_opens_a_working_page_in_under_5_seconds(tmp_path):
+def test_python_app_py_opens_a_working_page(tmp_path):
+    # How fast it opens is measured by bench/app_startup.py, not here: a timed test fails on a busy machine.
     app = App(tmp_path / "home")
-    launched = time.time()
     app.start()
     try:
         while True:
@@ -50,11 +50,9 @@ def test_python_app_py_opens_a_working_page_in_under_5_seconds(tmp_path):
                 break
             except OSError:
                 time.sleep(0.05)
-        ready = time.time() - launched
     finally:
         app.stop()
     assert "Workbench" in html
-    assert ready < 5, f"page ready {ready:.1f} s after launch"
 
 
 @pytest.mark.slow

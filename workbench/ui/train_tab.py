@@ -173,17 +173,18 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector) ->
         yield _blocking(report.problems), *shown, estimate_text, report.describe()
 
     outputs = [tab["errors"], tab["yaml"], tab["cli"], tab["estimate"], tab["method_count"]]
-    for component in [*inputs, stats_state]:
-        # One at a time, in order: a slow earlier preview must not overwrite a later one.
-        component.change(
-            preview,
-            [*inputs, stats_state, tab["preset"]],
-            outputs,
-            concurrency_id="train-preview",
-            concurrency_limit=1,
-            trigger_mode="always_last",
-            show_progress="hidden",
-        )
+    # One event for every field (not one per field: each would be an endpoint of its own, and hundreds slow
+    # the app's start); one preview at a time, the latest last, so a slow earlier one cannot overwrite it.
+    gr.on(
+        [component.change for component in [*inputs, stats_state]],
+        preview,
+        [*inputs, stats_state, tab["preset"]],
+        outputs,
+        concurrency_limit=1,
+        trigger_mode="always_last",
+        show_progress="hidden",
+        api_visibility="private",
+    )
 
     def start(*values):
         raw = raw_config(tab, list(values))
