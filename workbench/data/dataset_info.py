@@ -23,6 +23,7 @@ class InfoEntry:
     format: Format
     columns: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    ranking: bool = False  # preference pairs (chosen / rejected)
 
 
 def is_dataset_info(path: Path) -> bool:
@@ -56,12 +57,6 @@ def resolve_entry(path: Path, name: str | None) -> InfoEntry:
             file=INFO_FILE,
             field="name",
         )
-    if entry.get("ranking"):
-        raise DataError(
-            f"{name!r} is preference data (ranking: true); preference training is not supported yet",
-            file=INFO_FILE,
-            field="name",
-        )
     file_name = entry.get("file_name")
     if not isinstance(file_name, str) or not file_name:
         raise DataError(f"the entry {name!r} has no file_name", file=INFO_FILE, field="name")
@@ -86,6 +81,7 @@ def resolve_entry(path: Path, name: str | None) -> InfoEntry:
         format=format,
         columns=_string_map(entry, "columns", name),
         tags=_string_map(entry, "tags", name) if format == "sharegpt" else {},
+        ranking=bool(entry.get("ranking")),
     )
 
 
