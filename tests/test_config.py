@@ -14,11 +14,16 @@ MINIMAL = {"data": {"datasets": [{"path": "train.json"}]}}
 
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in PRESETS.glob("*.yaml") if p.name != "models.yaml"))
-def test_every_preset_validates_and_its_data_exists(preset):
+def test_every_preset_validates_and_its_data_loads_for_its_stage(preset):
+    from workbench import stages
+    from workbench.data import load_conversations, load_pairs
+
     config = load_config(PRESETS / preset)
     assert config.method.name in methods.names()
+    load = load_pairs if stages.get(config.stage.name).data == "pairs" else load_conversations
     for spec in config.data.datasets:
-        assert (PRESETS / spec.path).exists() or spec.path.startswith(str(PRESETS))
+        assert spec.path.startswith(str(PRESETS))
+        load(spec)
 
 
 def test_yaml_round_trip_is_lossless(tmp_path):
@@ -100,7 +105,7 @@ def test_relative_dataset_paths_resolve_next_to_the_yaml(tmp_path, monkeypatch):
 
 def test_defaults_are_a_complete_lora_sft_run():
     config = RunConfig.model_validate(MINIMAL)
-    assert (config.method.name, config.train.stage, config.model.name_or_path) == (
+    assert (config.method.name, config.stage.name, config.model.name_or_path) == (
         "lora",
         "sft",
         "smollm2-135m-instruct",

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from workbench import methods
+from workbench import methods, stages
 from workbench.errors import ConfigError, FieldProblem
 
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai"]
@@ -54,7 +54,6 @@ class DataConfig(_Section):
 
 
 class TrainConfig(_Section):
-    stage: Literal["sft"] = Field("sft", description="Training stage: supervised fine-tuning.")
     num_train_epochs: float = Field(3.0, gt=0, le=1000, description="Passes over the data (unless max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps; overrides epochs.")
     learning_rate: float = Field(2e-4, gt=0, le=1, description="Peak learning rate.")
@@ -94,6 +93,9 @@ class TrainConfig(_Section):
 
 
 MethodParams = Annotated[Union[methods.params_types()], Field(discriminator="name")]  # noqa: UP007
+StageParams = Annotated[Union[stages.params_types()], Field(discriminator="name")]  # noqa: UP007
+# Sections chosen by a `name` from a registry: (registry, default name).
+_CHOSEN = {"method": (methods, "lora"), "stage": (stages, "sft")}
 
 
 class RunConfig(_Section):
@@ -102,15 +104,26 @@ class RunConfig(_Section):
     name: str | None = Field(None, max_length=200, description="A label for this run.")
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig
+    stage: StageParams = Field(default_factory=lambda: stages.get("sft").params())
     method: MethodParams = Field(default_factory=lambda: methods.get("lora").params())
     train: TrainConfig = Field(default_factory=TrainConfig)
 
-    @field_validator("method", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _known_method(cls, value: Any) -> Any:
-        name = value.get("name", "lora") if isinstance(value, dict) else getattr(value, "name", None)
-        if name not in methods.names():
-            raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(methods.names())}")
+    def _stage_was_a_train_field(cls, raw: Any) -> Any:
+        # Runs frozen before stages had a section of their own say `train.stage: sft`.
+        train = raw.get("train") if isinstance(raw, dict) else None
+        if isinstance(train, dict) and "stage" in train and "stage" not in raw:
+            raw = {**raw, "train": {k: v for k, v in train.items() if k != "stage"}, "stage": {"name": train["stage"]}}
+        return raw
+
+    @field_validator("method", "stage", mode="before")
+    @classmethod
+    def _known_name(cls, value: Any, info: Any) -> Any:
+        registry, default = _CHOSEN[info.field_name]
+        name = value.get("name", default) if isinstance(value, dict) else getattr(value, "name", None)
+        if name not in registry.names():
+            raise ValueError(f"unknown {info.field_name} {name!r}; choose one of: {', '.join(registry.names())}")
         if isinstance(value, dict) and "name" not in value:
             value = {**value, "name": name}
         return value
@@ -139,7 +152,9 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
 
 def _problem(error: dict[str, Any]) -> FieldProblem:
     # Discriminated unions add the tag to the location (method.lora.r); people know the field as method.r.
-    loc = [str(p) for p in error["loc"] if not (error["loc"][:1] == ("method",) and p in methods.names())]
+    section = str(error["loc"][0]) if error["loc"] else ""
+    tags = _CHOSEN[section][0].names() if section in _CHOSEN else []
+    loc = [str(p) for i, p in enumerate(error["loc"]) if not (i == 1 and p in tags)]
     field = ".".join(loc)
     kind, got = error["type"], error.get("input")
     if kind == "extra_forbidden":
@@ -171,12 +186,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set dotted fields, e.g. `train.max_steps=4` or `data.datasets.0.path=x.json`; values are parsed as YAML.
 
-    Choosing another method (`method.name=prefix`) starts its section afresh: the old method's fields do not
-    belong to the new one. The method is switched first, whatever the order of the overrides.
+    Choosing another method or stage (`method.name=prefix`) starts its section afresh: the old one's fields do not
+    belong to the new one. It is switched first, whatever the order of the overrides.
     """
     raw = yaml.safe_load(yaml.safe_dump(raw))  # a deep copy
     problems = []
-    for item in sorted(overrides, key=lambda item: not item.startswith("method.name=")):
+    for item in sorted(overrides, key=lambda item: not item.startswith(("method.name=", "stage.name="))):
         key, sep, text = item.partition("=")
         if not sep or not key:
             problems.append(FieldProblem(key, f"override {item!r} must look like section.field=value"))
@@ -186,9 +201,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         except yaml.YAMLError as err:
             problems.append(FieldProblem(key, f"value {text!r} is not valid YAML: {err}"))
             continue
-        method = raw.get("method")
-        if key == "method.name" and isinstance(method, dict) and method.get("name", "lora") != value:
-            raw["method"] = {}
+        section, _, field = key.partition(".")
+        if field == "name" and section in _CHOSEN and isinstance(raw.get(section, {}), dict):
+            if raw.get(section, {}).get("name", _CHOSEN[section][1]) != value:
+                raw[section] = {}
         try:
             _set_dotted(raw, key.split("."), value)
         except (KeyError, IndexError, TypeError) as err:

@@ -6,7 +6,7 @@ can always be reproduced from its frozen config.
 
 from __future__ import annotations
 
-from workbench import data, models
+from workbench import data, models, stages
 from workbench.config import RunConfig
 from workbench.errors import ConfigError, DataError, FieldProblem
 
@@ -17,12 +17,14 @@ def freeze(config: RunConfig) -> RunConfig:
     model_problem = models.check_model_ref(config.model.name_or_path)
     if model_problem:
         problems.append(FieldProblem("model.name_or_path", model_problem))
+    # Each stage reads its own kind of data (conversations, preference pairs): refused here, before Start.
+    load = data.load_pairs if stages.get(config.stage.name).data == "pairs" else data.load_conversations
     loaded = []
     for i, spec in enumerate(config.data.datasets):
         try:
-            loaded.append(data.load_conversations(spec))
+            loaded.append(load(spec))
         except DataError as err:
-            problems.append(FieldProblem(f"data.datasets.{i}", str(err)))
+            problems.append(FieldProblem(f"data.datasets.{i}", f"{err} (stage {config.stage.name})"))
     if problems:
         raise ConfigError(problems)
     frozen = [data.freeze_spec(spec, ds) for spec, ds in zip(config.data.datasets, loaded, strict=True)]

@@ -82,28 +82,21 @@ def train(files: RunFiles, stop) -> str:
     import torch
     from transformers import set_seed
 
-    from workbench import data, methods, preflight
+    from workbench import methods, preflight, stages
     from workbench.errors import ConfigError, FieldProblem
     from workbench.methods.counting import count_parameters
     from workbench.training import artifacts, hardware, varlen_attention
     from workbench.training.callbacks import RunCallback
-    from workbench.training.sft import build_trainer
 
     started = time.time()
     ref = models.resolve(config.model.name_or_path)
     tokenizer = models.load_tokenizer(ref, config.model.chat_template)
-
-    loaded = data.load_all(config.data)
-    conversations = [c for ds in loaded for c in ds.conversations]
-    encoded = data.encode_conversations(
-        conversations, tokenizer, cutoff_len=config.data.cutoff_len, train_on_prompt=config.data.train_on_prompt
-    )
-    files.write_status(data_stats=encoded.stats.as_dict())
-    dataset = data.to_hf_dataset(encoded)
-    train_set, eval_set = data.split_validation(dataset, config.data.val_size, config.train.seed)
-    log.info("data ready in %.1fs: %s", time.time() - started, encoded.stats.as_dict())
+    stage = stages.get(config.stage.name)
+    train_set, eval_set, data_files = _prepare_data(config, stage.data, tokenizer, files)
+    log.info("data ready in %.1fs", time.time() - started)
 
     spec = methods.get(config.method.name)
+    padding_free = spec.padding_free and stage.padding_free
     context = methods.Context(model_path=Path(ref.path), run_dir=files.root)
     # Precision is needed to load the model; checkpointing depends on its size, so it is chosen again below.
     hw = hardware.choose(config.train, n_params=0)
@@ -117,7 +110,7 @@ def train(files: RunFiles, stop) -> str:
         dtype=hardware.torch_dtype(hw.precision),
         # Padding-free batches (packed rows too) attend within each example only; methods that prepend
         # virtual tokens per example train on padded batches with the standard attention.
-        attn_implementation=varlen_attention.NAME if spec.padding_free else "sdpa",
+        attn_implementation=varlen_attention.NAME if padding_free else "sdpa",
         quantization_config=spec.quantization(config.method) if spec.quantization else None,
     )
     hw = hardware.choose(config.train, n_params=model.num_parameters())
@@ -128,18 +121,19 @@ def train(files: RunFiles, stop) -> str:
         peft_config = spec.build_peft_config(config.method, model, context)
     else:
         model = spec.prepare_model(config.method, model)
-    trainer = build_trainer(
-        config,
-        hw,
-        model,
-        tokenizer,
-        train_set,
-        eval_set,
-        peft_config,
-        files.checkpoints,
+    parts = stages.TrainerParts(
+        config=config,
+        hardware=hw,
+        model=model,
+        tokenizer=tokenizer,
+        train_set=train_set,
+        eval_set=eval_set,
+        peft_config=peft_config,
+        output_dir=files.checkpoints,
         callbacks=[RunCallback(files, stop)],
-        padding_free=spec.padding_free,
+        padding_free=padding_free,
     )
+    trainer = stage.build_trainer(config.stage, parts)
     if spec.customize_trainer is not None:
         spec.customize_trainer(config.method, trainer, context)
     trainable, total = count_parameters(trainer.model)
@@ -156,10 +150,33 @@ def train(files: RunFiles, stop) -> str:
     if stop.requested:
         return "stopped"
 
-    hashes = [_sha256(ds.path) for ds in loaded]
+    hashes = [_sha256(path) for path in data_files]
     _save_artifact(trainer, files, config, context, ref.base_name, hashes, _final_loss(files), result.global_step)
     write_json_atomic(files.manifest, artifacts.manifest(config, hw, hashes))
     return "finished"
+
+
+def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
+    """(train set, eval set or None, the data files read) for a stage that trains on `kind` of data."""
+    from workbench import data
+
+    if kind == "pairs":
+        from datasets import Dataset
+
+        loaded = [data.load_pairs(spec) for spec in config.data.datasets]
+        pairs = [pair.as_trl() for ds in loaded for pair in ds.pairs]
+        files.write_status(data_stats={"rows": len(pairs), "kind": "preference pairs"})
+        dataset = Dataset.from_list(pairs)  # TRL applies the chat template and cuts to cutoff_len itself
+    else:
+        loaded = data.load_all(config.data)
+        conversations = [c for ds in loaded for c in ds.conversations]
+        encoded = data.encode_conversations(
+            conversations, tokenizer, cutoff_len=config.data.cutoff_len, train_on_prompt=config.data.train_on_prompt
+        )
+        files.write_status(data_stats=encoded.stats.as_dict())
+        dataset = data.to_hf_dataset(encoded)
+    train_set, eval_set = data.split_validation(dataset, config.data.val_size, config.train.seed)
+    return train_set, eval_set, [ds.path for ds in loaded]
 
 
 def _save_artifact(

@@ -146,7 +146,7 @@ def test_dataset_info_column_mapping(info_dir):
         (None, ["choose a dataset name", "local datasets here: orca_local"]),
         ("nope", ["no dataset named 'nope'", "local datasets here: orca_local"]),
         ("openorca", ["hub dataset", "hf_hub_url: Open-Orca/OpenOrca", "does not download", "orca_local"]),
-        ("pairs", ["preference data (ranking: true)", "not supported yet"]),
+        ("pairs", ["preference data (ranking: true)", "preference stage (stage.name: dpo)"]),
         ("gone", ["'missing.json'", "not in"]),
         ("odd", ["formatting 'pretrain'", "alpaca, sharegpt, openai"]),
     ],

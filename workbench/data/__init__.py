@@ -9,7 +9,8 @@ from workbench.data.dataset_info import InfoEntry, resolve_entry
 from workbench.data.encoding import IGNORE_INDEX, EncodedData, encode_conversations
 from workbench.data.formats import Conversation, Format, Message, convert_records, detect_format
 from workbench.data.hf_dataset import split_validation, to_hf_dataset
-from workbench.data.loading import LoadedDataset, load_all, load_conversations
+from workbench.data.loading import LoadedDataset, LoadedPairs, load_all, load_conversations, load_pairs
+from workbench.data.preference import PreferencePair
 from workbench.data.reading import DEFAULT_MAX_BYTES, read_records
 from workbench.data.stats import DataStats
 from workbench.data.store import StoredDataset, freeze_spec, store_dataset
@@ -23,7 +24,9 @@ __all__ = [
     "Format",
     "InfoEntry",
     "LoadedDataset",
+    "LoadedPairs",
     "Message",
+    "PreferencePair",
     "StoredDataset",
     "convert_records",
     "detect_format",
@@ -31,6 +34,7 @@ __all__ = [
     "freeze_spec",
     "load_all",
     "load_conversations",
+    "load_pairs",
     "read_records",
     "resolve_entry",
     "split_validation",

@@ -51,14 +51,14 @@ DEFAULT_TAGS: dict[str, str] = {
 OPENAI_ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
 TOOLS_INTRO = "You have access to these tools:\n"
 
-# LLaMA-Factory column keys this stage cannot use, and why; "kto_tag" (a KTO label) is accepted and ignored,
+# LLaMA-Factory column keys SFT cannot use, and why; "kto_tag" (a KTO label) is accepted and ignored,
 # since supervised fine-tuning trains on every row.
 _UNSUPPORTED_COLUMNS = {
     "images": "images are not supported: Workbench trains text-only models",
     "videos": "videos are not supported: Workbench trains text-only models",
     "audios": "audio is not supported: Workbench trains text-only models",
-    "chosen": "preference data (chosen/rejected) is not supported yet",
-    "rejected": "preference data (chosen/rejected) is not supported yet",
+    "chosen": "preference data (chosen/rejected) trains in a preference stage (stage.name: dpo), not in SFT",
+    "rejected": "preference data (chosen/rejected) trains in a preference stage (stage.name: dpo), not in SFT",
 }
 _IGNORED_COLUMNS = ("kto_tag",)
 _DETECT_ROWS = 5
@@ -76,7 +76,8 @@ def detect_format(
     for index, record in enumerate(records[:_DETECT_ROWS]):
         if "chosen" in record and "rejected" in record:
             raise DataError(
-                "this is preference data (chosen/rejected); preference training is not supported yet",
+                "this is preference data (chosen/rejected): it trains in a preference stage (stage.name: dpo); "
+                "supervised fine-tuning needs conversations",
                 file=file,
                 row=index + 1,
             )

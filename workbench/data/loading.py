@@ -38,8 +38,8 @@ def load_conversations(spec: DatasetSpec) -> LoadedDataset:
         entry = resolve_entry(path, spec.name)
         if entry.ranking:
             raise DataError(
-                f"{entry.name!r} is preference data (ranking: true): supervised fine-tuning needs conversations, "
-                "and preference training is not supported yet",
+                f"{entry.name!r} is preference data (ranking: true): it trains in a preference stage "
+                "(stage.name: dpo); supervised fine-tuning needs conversations",
                 file=INFO_FILE,
                 field="name",
             )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workbench import home
 from workbench.config import DatasetSpec
-from workbench.data.loading import LoadedDataset, load_conversations
+from workbench.data.loading import LoadedDataset, LoadedPairs, load_conversations
 from workbench.errors import DataError
 
 _CHUNK = 1024 * 1024
@@ -65,7 +65,7 @@ def store_dataset(path: Path) -> StoredDataset:
             temp.unlink(missing_ok=True)
 
 
-def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | None = None) -> DatasetSpec:
+def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | LoadedPairs | None = None) -> DatasetSpec:
     """Validate a dataset, store its data file and return a spec that needs nothing else to be read again.
 
     A dataset_info.json entry becomes its resolved data file with an explicit format, columns and tags. Pass
@@ -75,7 +75,8 @@ def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | None = None) -> Datas
     stored = store_dataset(loaded.path)
     return DatasetSpec(
         path=str(stored.path),
-        format=loaded.format,
+        # Preference layouts are told apart from the file itself again; conversation formats are kept.
+        format=loaded.format if isinstance(loaded, LoadedDataset) else "auto",
         columns=loaded.columns,
         tags=loaded.tags,
         max_samples=spec.max_samples,

@@ -67,9 +67,14 @@ def model_card(
     """A Hugging Face model card (README.md) naming base, method, hyperparameters, data and result."""
     library = {"peft": "peft", "model": "transformers"}.get(spec.artifact)
     meta = {"base_model": base_name, **({"library_name": library} if library else {})}
-    front = yaml.safe_dump({**meta, "tags": ["workbench", config.method.name, "sft"]}, sort_keys=False)
+    front = yaml.safe_dump({**meta, "tags": ["workbench", config.method.name, config.stage.name]}, sort_keys=False)
     settings = yaml.safe_dump(
-        {"method": config.method.model_dump(), "train": config.train.model_dump(), "data": _data_summary(config)},
+        {
+            "stage": config.stage.model_dump(),
+            "method": config.method.model_dump(),
+            "train": config.train.model_dump(),
+            "data": _data_summary(config),
+        },
         sort_keys=False,
     )
     loss = f"{final_loss:.4f}" if final_loss is not None else "not logged"
@@ -80,7 +85,7 @@ def model_card(
 # {config.name or "Workbench adapter"}
 
 **{spec.title}** fine-tuning of [`{base_name}`](https://huggingface.co/{base_name}), trained with Workbench
-({config.train.stage}, {steps} steps). Final training loss: **{loss}**.
+({config.stage.name}, {steps} steps). Final training loss: **{loss}**.
 
 ## Load it
 

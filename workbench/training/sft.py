@@ -15,6 +15,7 @@ from typing import Any
 from trl import SFTConfig, SFTTrainer
 
 from workbench.config import RunConfig
+from workbench.training.arguments import common_arguments
 from workbench.training.hardware import Hardware
 
 
@@ -22,35 +23,9 @@ def sft_args(
     config: RunConfig, hw: Hardware, output_dir: Path, has_eval: bool, padding_free: bool = True
 ) -> SFTConfig:
     """A pure mapping from our config and the chosen hardware settings to TRL's SFTConfig."""
-    t, d = config.train, config.data
+    d = config.data
     return SFTConfig(
-        output_dir=str(output_dir),
-        num_train_epochs=t.num_train_epochs,
-        max_steps=t.max_steps or -1,
-        learning_rate=t.learning_rate,
-        lr_scheduler_type=t.lr_scheduler_type,
-        warmup_steps=t.warmup_ratio,  # transformers 5 reads a value below 1 as a share of all steps
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        per_device_eval_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
-        optim=t.optim,
-        seed=t.seed,
-        data_seed=t.seed,
-        bf16=hw.precision == "bf16",
-        fp16=hw.precision == "fp16",
-        use_cpu=hw.device == "cpu",
-        gradient_checkpointing=hw.gradient_checkpointing,
-        logging_steps=t.logging_steps,
-        save_strategy="steps",
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=(t.eval_steps or t.save_steps) if has_eval else None,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
+        **common_arguments(config, hw, output_dir, has_eval),
         # Examples arrive encoded and truncated (max_length=None), so TRL only batches them.
         max_length=d.cutoff_len if d.packing else None,
         packing=d.packing,

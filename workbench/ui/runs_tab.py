@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from workbench import stages
 from workbench.jobs import Job, JobError, JobStore
 from workbench.run_summary import RunSummary, summarize
 
@@ -42,6 +43,9 @@ def build() -> dict[str, Any]:
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Loss", height=300, elem_id="runs-loss")
         lr_plot = gr.LinePlot(x="step", y="learning_rate", title="Learning rate", height=300, elem_id="runs-lr")
+    stage_plot = gr.LinePlot(
+        x="step", y="value", color="series", title="Stage metrics", height=300, elem_id="runs-stage-metrics"
+    )
     log = gr.Code(label="Log (last lines)", language=None, max_lines=20, elem_id="runs-log")
     message = gr.Markdown(elem_id="runs-message")
     with gr.Accordion("Compare runs", open=True):
@@ -66,6 +70,7 @@ def build() -> dict[str, Any]:
         "progress": progress,
         "loss_plot": loss_plot,
         "lr_plot": lr_plot,
+        "stage_plot": stage_plot,
         "log": log,
         "message": message,
         "compare": compare,
@@ -78,6 +83,7 @@ def build() -> dict[str, Any]:
 def wire(tab: dict[str, Any]) -> None:
     known = gr.State([])  # the run ids the compare picker offers; its choices change only when runs do
     outputs = [tab["table"], tab["selector"], tab["progress"], tab["loss_plot"], tab["lr_plot"], tab["log"]]
+    outputs += [tab["stage_plot"]]
     outputs += [tab["compare"], known]
     tab["timer"].tick(refresh, [tab["selector"], known], outputs, show_progress="hidden")
     tab["selector"].change(refresh, [tab["selector"], known], outputs, show_progress="hidden")
@@ -111,11 +117,12 @@ def refresh(job_id: str | None, known: list[str]):
     selected = job_id if job_id in ids else None
     table = pd.DataFrame([_row(job) for job in jobs], columns=["id", "name", "state", "method", "model", "progress"])
     if selected is None:
-        return table, gr.update(choices=choices, value=None), "", None, None, "", compare_choices, ids
+        return table, gr.update(choices=choices, value=None), "", None, None, "", None, compare_choices, ids
     job = store.get(selected)
-    loss, lr = _charts(job)
+    loss, lr, stage_metrics = _charts(job)
     log = job.files.log_tail(30)
-    return table, gr.update(choices=choices, value=selected), _progress(job), loss, lr, log, compare_choices, ids
+    selector = gr.update(choices=choices, value=selected)
+    return table, selector, _progress(job), loss, lr, log, stage_metrics, compare_choices, ids
 
 
 COMPARE_COLUMNS = [
@@ -170,8 +177,19 @@ def _row(job: Job) -> dict[str, Any]:
     }
 
 
-def _charts(job: Job) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+def _charts(job: Job) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """Loss (and eval loss), learning rate, and the stage's own metrics (DPO's rewards, ...) by step."""
     records = job.files.read_metrics()
+    try:
+        series = stages.get(job.files.read_config().stage.name).metrics
+    except Exception:  # noqa: BLE001  a run without a readable config still shows its loss
+        series = ()
+    stage_points = [
+        {"step": r["step"], "value": r[key], "series": key}
+        for r in records
+        for key in series
+        if r.get(key) is not None
+    ]
     points = [
         {"step": r["step"], "value": r[key], "series": key}
         for r in records
@@ -179,7 +197,11 @@ def _charts(job: Job) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
         if r.get(key) is not None
     ]
     rates = [{"step": r["step"], "learning_rate": r["learning_rate"]} for r in records if "learning_rate" in r]
-    return (pd.DataFrame(points) if points else None), (pd.DataFrame(rates) if rates else None)
+    return (
+        pd.DataFrame(points) if points else None,
+        pd.DataFrame(rates) if rates else None,
+        pd.DataFrame(stage_points) if stage_points else None,
+    )
 
 
 def _progress(job: Job) -> str:

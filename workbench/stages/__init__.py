@@ -1,0 +1,11 @@
+"""The stage registry: each training stage is one module that calls `register(...)` once.
+
+The run config, the worker and the Runs charts read this registry; the order of the imports is the order shown.
+"""
+
+from workbench.stages.registry import StageSpec, TrainerParts, get, names, params_types, register
+
+from workbench.stages import sft  # noqa: E402, F401  isort: skip
+from workbench.stages import dpo  # noqa: E402, F401  isort: skip
+
+__all__ = ["StageSpec", "TrainerParts", "get", "names", "params_types", "register"]
