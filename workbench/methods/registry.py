@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from workbench.registry import Registry
+
 # What a finished run leaves in its adapter/ folder:
 # "peft": a PEFT adapter (adapter_config.json), loadable with PeftModel.from_pretrained;
 # "model": a whole model folder (config.json + weights), loadable with AutoModelForCausalLM;
@@ -70,26 +72,8 @@ class MethodSpec:
             raise ValueError(f"method {self.name!r}: say why it cannot be merged (merge_refusal)")
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
-
-
-def register(spec: MethodSpec) -> MethodSpec:
-    if spec.name in _REGISTRY:
-        raise ValueError(f"method {spec.name!r} is registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def get(name: str) -> MethodSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown method {name!r}; choose one of: {', '.join(names())}") from None
-
-
-def names() -> list[str]:
-    return list(_REGISTRY)
-
-
-def params_types() -> tuple[type[BaseModel], ...]:
-    return tuple(spec.params for spec in _REGISTRY.values())
+_REGISTRY: Registry[MethodSpec] = Registry("method")
+register = _REGISTRY.register
+get = _REGISTRY.get
+names = _REGISTRY.names
+params_types = _REGISTRY.params_types

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from workbench.registry import Registry
+
 # What a stage trains on: conversations (the assistant turns are learned) or preference pairs.
 DataKind = Literal["conversations", "pairs"]
 
@@ -50,26 +52,8 @@ class StageSpec:
     metrics: tuple[str, ...] = ()
 
 
-_REGISTRY: dict[str, StageSpec] = {}
-
-
-def register(spec: StageSpec) -> StageSpec:
-    if spec.name in _REGISTRY:
-        raise ValueError(f"stage {spec.name!r} is registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def get(name: str) -> StageSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown stage {name!r}; choose one of: {', '.join(names())}") from None
-
-
-def names() -> list[str]:
-    return list(_REGISTRY)
-
-
-def params_types() -> tuple[type[BaseModel], ...]:
-    return tuple(spec.params for spec in _REGISTRY.values())
+_REGISTRY: Registry[StageSpec] = Registry("stage")
+register = _REGISTRY.register
+get = _REGISTRY.get
+names = _REGISTRY.names
+params_types = _REGISTRY.params_types
