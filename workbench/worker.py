@@ -132,6 +132,7 @@ def train(files: RunFiles, stop) -> str:
         output_dir=files.checkpoints,
         callbacks=[RunCallback(files, stop)],
         padding_free=padding_free,
+        model_path=Path(ref.path),
     )
     trainer = stage.build_trainer(config.stage, parts)
     if spec.customize_trainer is not None:

@@ -95,3 +95,20 @@ def test_conversations_are_refused_for_dpo_and_pairs_for_sft_before_anything_is_
     assert "preference stage (stage.name: dpo)" in result.stderr
     assert not (home / "runs").exists() or not any((home / "runs").iterdir())
     assert not (home / "datasets").exists() or not any(p.is_file() for p in (home / "datasets").rglob("*"))
+
+
+def test_dpo_for_a_method_without_peft_loads_its_reference_from_the_local_base(tmp_path, home, model_ref):
+    # The bundled model records its hub id; the reference copy must come from the local folder (offline).
+    data = pairs_file(tmp_path)
+    settings = [*DPO, f"data.datasets.0.path={data}", "method.name=bottleneck", "method.size=8", "train.max_steps=1"]
+    # With the chat template's system prompt, these prompts fill 32 tokens: no room for a reply, said plainly.
+    result = cli("train", str(PRESETS / "sft-lora-identity.yaml"), *overrides(*settings, "data.cutoff_len=32"),
+                 home=home)  # fmt: skip
+    assert result.returncode != 0 and "raise data.cutoff_len" in result.stdout + result.stderr
+    result = cli("train", str(PRESETS / "sft-lora-identity.yaml"), *overrides(*settings, "data.cutoff_len=96"),
+                 home=home)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    job = next(job for job in JobStore().list() if job.state == "finished")
+    (record,) = [r for r in job.files.read_metrics() if "loss" in r]
+    # Step 1: the adapters start as the identity, so the policy is the reference and the rewards are zero.
+    assert record["rewards/chosen"] == pytest.approx(0, abs=1e-4) and record["loss"] == pytest.approx(0.6931, abs=1e-3)

@@ -1,16 +1,19 @@
 """Direct preference optimisation (Rafailov et al., 2023) and its loss variants, with TRL's DPOTrainer.
 
 The reference model is the frozen base with the adapter switched off (PEFT methods), so no second copy is
-loaded; methods that train the model's own weights get a frozen copy from TRL.
+loaded; methods that train the model's own weights or add modules of their own get a frozen copy of the base.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.stages.registry import StageSpec, TrainerParts, register
+
+log = logging.getLogger(__name__)
 
 
 class DpoParams(BaseModel):
@@ -42,8 +45,9 @@ def build_trainer(params: DpoParams, parts: TrainerParts) -> Any:
         label_smoothing=params.label_smoothing,
         max_length=parts.config.data.cutoff_len,
     )
-    return DPOTrainer(
+    trainer = DPOTrainer(
         model=parts.model,
+        ref_model=None if parts.peft_config is not None else _reference(parts),
         args=args,
         train_dataset=parts.train_set,
         eval_dataset=parts.eval_set,
@@ -51,6 +55,34 @@ def build_trainer(params: DpoParams, parts: TrainerParts) -> Any:
         peft_config=parts.peft_config,
         callbacks=parts.callbacks,
     )
+    _check_prompts_fit(len(parts.train_set), len(trainer.train_dataset), parts.config.data.cutoff_len)
+    return trainer
+
+
+def _check_prompts_fit(before: int, after: int, cutoff: int) -> None:
+    """TRL drops pairs whose prompt alone fills max_length; say so, and refuse a run left with nothing."""
+    if after == 0:
+        from workbench.errors import DataError
+
+        raise DataError(
+            f"every one of the {before} pairs has a prompt of at least data.cutoff_len={cutoff} tokens (with the "
+            "chat template), leaving no room for a reply: raise data.cutoff_len",
+            field="data.cutoff_len",
+        )
+    if after < before:
+        log.warning("%d of %d pairs dropped: their prompts fill data.cutoff_len=%d tokens", before - after, before,
+                    cutoff)  # fmt: skip
+
+
+def _reference(parts: TrainerParts) -> Any:
+    """A frozen copy of the base for methods that train the model itself (full, freeze) or add modules of their
+    own (bottleneck): read from its local folder, since TRL would look up the hub id the model records."""
+    from transformers import AutoModelForCausalLM
+
+    model = parts.model
+    return AutoModelForCausalLM.from_pretrained(
+        parts.model_path, dtype=model.dtype, attn_implementation=model.config._attn_implementation
+    ).eval()
 
 
 register(

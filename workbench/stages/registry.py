@@ -32,6 +32,7 @@ class TrainerParts:
     output_dir: Any
     callbacks: list[Any]
     padding_free: bool
+    model_path: Any = None  # the base model's local folder, for stages that load a reference copy
 
 
 @dataclass(frozen=True)
