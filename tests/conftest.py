@@ -10,7 +10,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PRESETS = REPO / "presets"
-DEMO_DATA = REPO.parent / "shared" / "data" / "llamafactory-demo"
 
 # Nothing is ever fetched from a hub in tests.
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
-from tests.conftest import DEMO_DATA
+from tests.conftest import PRESETS
 from workbench.config import DatasetSpec
 from workbench.data.loading import load_pairs
 from workbench.data.preference import PreferencePair, convert_pairs, detect_pair_format
@@ -54,8 +55,22 @@ def test_a_system_column_and_multi_turn_prompts_are_kept():
     assert [m["role"] for m in pair.prompt] == ["system", "user", "assistant", "user"]
 
 
-def test_llamafactory_dpo_demo_loads_through_its_dataset_info():
-    loaded = load_pairs(DatasetSpec(path=str(DEMO_DATA / "dataset_info.json"), name="dpo_en_demo"))
+@pytest.fixture
+def llamafactory_folder(tmp_path):
+    """LLaMA-Factory's demo preference data (a copy ships in presets/data) with its dataset_info.json entries."""
+    for name in ("dpo_en_demo.json", "identity.json"):
+        shutil.copy(PRESETS / "data" / name, tmp_path / name)
+    info = {
+        "dpo_en_demo": {"file_name": "dpo_en_demo.json", "ranking": True, "formatting": "sharegpt",
+                        "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"}},
+        "identity": {"file_name": "identity.json"},
+    }  # fmt: skip
+    (tmp_path / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
+    return tmp_path
+
+
+def test_llamafactory_dpo_demo_loads_through_its_dataset_info(llamafactory_folder):
+    loaded = load_pairs(DatasetSpec(path=str(llamafactory_folder / "dataset_info.json"), name="dpo_en_demo"))
     assert (loaded.format, loaded.rows, len(loaded.pairs)) == ("sharegpt", 300, 300)
     assert all(p.prompt[-1]["role"] == "user" and p.chosen != p.rejected for p in loaded.pairs)
 
@@ -67,9 +82,9 @@ def test_a_plain_file_is_detected(tmp_path):
     assert (loaded.format, loaded.rows, loaded.pairs) == ("columns", 3, [EXPECTED, EXPECTED])
 
 
-def test_sft_entry_is_not_preference_data():
+def test_sft_entry_is_not_preference_data(llamafactory_folder):
     with pytest.raises(DataError, match="no `ranking: true`"):
-        load_pairs(DatasetSpec(path=str(DEMO_DATA / "dataset_info.json"), name="alpaca_en_demo"))
+        load_pairs(DatasetSpec(path=str(llamafactory_folder), name="identity"))
 
 
 BAD = [
