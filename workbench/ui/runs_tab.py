@@ -44,7 +44,13 @@ def build() -> dict[str, Any]:
         loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Loss", height=300, elem_id="runs-loss")
         lr_plot = gr.LinePlot(x="step", y="learning_rate", title="Learning rate", height=300, elem_id="runs-lr")
     stage_plot = gr.LinePlot(
-        x="step", y="value", color="series", title="Stage metrics", height=300, elem_id="runs-stage-metrics"
+        x="step",
+        y="value",
+        color="series",
+        title="Stage metrics",
+        height=300,
+        elem_id="runs-stage-metrics",
+        visible=False,  # shown for stages that log metrics of their own (DPO's rewards), not for SFT
     )
     log = gr.Code(label="Log (last lines)", language=None, max_lines=20, elem_id="runs-log")
     message = gr.Markdown(elem_id="runs-message")
@@ -117,12 +123,14 @@ def refresh(job_id: str | None, known: list[str]):
     selected = job_id if job_id in ids else None
     table = pd.DataFrame([_row(job) for job in jobs], columns=["id", "name", "state", "method", "model", "progress"])
     if selected is None:
-        return table, gr.update(choices=choices, value=None), "", None, None, "", None, compare_choices, ids
+        hidden = gr.update(value=None, visible=False)
+        return table, gr.update(choices=choices, value=None), "", None, None, "", hidden, compare_choices, ids
     job = store.get(selected)
     loss, lr, stage_metrics = _charts(job)
     log = job.files.log_tail(30)
     selector = gr.update(choices=choices, value=selected)
-    return table, selector, _progress(job), loss, lr, log, stage_metrics, compare_choices, ids
+    stage_chart = gr.update(value=stage_metrics, visible=stage_metrics is not None)
+    return table, selector, _progress(job), loss, lr, log, stage_chart, compare_choices, ids
 
 
 COMPARE_COLUMNS = [
