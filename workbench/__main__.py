@@ -60,12 +60,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _refuse_what_this_machine_cannot_train(config) -> None:
     from workbench import preflight
-    from workbench.errors import ConfigError, FieldProblem
     from workbench.training.hardware import detect_device
 
-    problems = preflight.problems(config, detect_device()[0])
-    if problems:
-        raise ConfigError([FieldProblem("method", problem) for problem in problems])
+    preflight.refuse(preflight.problems(config, detect_device()[0]))
 
 
 def _follow(store, job_id: str) -> int:

@@ -29,6 +29,11 @@ class ModelConfig(_Section):
         description="A bundled model key, a local Hugging Face model folder, or a hub id such as org/name.",
     )
     chat_template: str | None = Field(None, description="A Jinja chat template that replaces the model's own.")
+    parent_run: str | None = Field(
+        None,
+        description="Start from an earlier run of this model (SFT → DPO): its adapter trains on (with its method "
+        "settings), or its whole model becomes the starting point.",
+    )
 
 
 class DatasetSpec(_Section):

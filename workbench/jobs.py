@@ -133,7 +133,7 @@ class JobStore:
 
     # -- actions ---------------------------------------------------------------------------------------
 
-    def submit(self, config: RunConfig, *, parent: str | None = None, start: bool = True) -> Job:
+    def submit(self, config: RunConfig, *, start: bool = True) -> Job:
         """Create a queued run from a validated, frozen config (dataset paths already stored copies)."""
         job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         run_dir = home.runs_dir() / job_id
@@ -154,7 +154,7 @@ class JobStore:
                         config.model.name_or_path,
                         dump_config(config),
                         str(run_dir),
-                        parent,
+                        config.model.parent_run,
                         time.time(),
                     ),
                 )

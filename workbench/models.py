@@ -192,27 +192,39 @@ def load_tokenizer(ref: ModelRef, chat_template: str | None = None) -> Any:
 def load_model(
     ref: ModelRef,
     *,
+    path: Path | None = None,
+    head: str = "causal_lm",
+    pad_token_id: int | None = None,
     dtype: Any = None,
     device: str | None = None,
     attn_implementation: str | None = None,
     quantization_config: Any = None,
 ) -> Any:
     """Load the base model (quantized with bitsandbytes if a `quantization_config` is given); the adapter-facing
-    name (`name_or_path`) is the canonical one, not the local path."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    name (`name_or_path`) is the canonical one, not the local path.
 
+    `path` reads the weights from another folder (a chained run's starting model); `head="reward"` ends the model
+    in one score per sequence instead of the language-model head.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    kwargs: dict[str, Any] = {"num_labels": 1} if head == "reward" else {}
+    auto = AutoModelForSequenceClassification if head == "reward" else AutoModelForCausalLM
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            ref.path,
+        model = auto.from_pretrained(
+            path or ref.path,
             dtype=dtype or torch.float32,
             attn_implementation=attn_implementation,
             quantization_config=quantization_config,
+            **kwargs,
         )
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"could not load model {ref.base_name!r}: {err}") from err
     # PEFT records `name_or_path` as the adapter's base: the hub id, so the files load on any machine.
     model.config._name_or_path = model.name_or_path = ref.base_name
+    if head == "reward" and pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id  # scores are read at each sequence's last non-pad token
     return model.to(device) if device else model
 
 

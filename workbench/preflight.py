@@ -1,6 +1,6 @@
-"""What the form shows about a method before Start: its trainable parameters on the chosen model, and what stops
-it on this machine. Needs torch (device detection, the meta-device count), so the UI runs it in its helper
-process; the worker checks the same problems before it loads anything.
+"""What the form shows about a run before Start: the method's trainable parameters on the chosen model, and what
+stops the run (on this machine, or with this stage and parent run). Needs torch (device detection, the
+meta-device count), so the UI runs it in its helper process; the worker checks the same problems again.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench import methods
+from workbench import chaining, methods, stages
 from workbench.config import RunConfig
+from workbench.errors import ConfigError, FieldProblem
 
 _BITSANDBYTES_OPTIMIZERS = ("adamw_bnb_8bit", "paged_adamw_8bit", "paged_adamw_32bit")
 
@@ -34,12 +35,30 @@ def problems(config: RunConfig, device: str) -> list[str]:
     """Why this run cannot train on `device` ("cuda", "mps" or "cpu"); empty when nothing stops it."""
     spec = methods.get(config.method.name)
     found = list(spec.check(config.method, device)) if spec.check else []
+    stage = stages.get(config.stage.name)
+    found += stage.check(config) if stage.check else []
+    parent = chaining.parent_problem(config)
+    if parent:
+        found.append(f"model.parent_run: {parent}")
     if config.train.optim in _BITSANDBYTES_OPTIMIZERS:
         if importlib.util.find_spec("bitsandbytes") is None:
             found.append(f"train.optim={config.train.optim} needs bitsandbytes, which is not installed.")
         elif device == "mps":
             found.append(f"train.optim={config.train.optim}: bitsandbytes has no Apple GPU (MPS) backend.")
     return found
+
+
+def refuse(problems_found: list[str]) -> None:
+    """Raise a ConfigError for `problems(...)`, each under the field it names (`stage.beta: ...`)."""
+    if problems_found:
+        raise ConfigError([_field_problem(problem) for problem in problems_found])
+
+
+def _field_problem(problem: str) -> FieldProblem:
+    field, sep, message = problem.partition(": ")
+    if sep and field.replace(".", "").replace("_", "").isalnum() and "." in field:
+        return FieldProblem(field, message)
+    return FieldProblem("method", problem)
 
 
 def method_report(config: RunConfig, model_dir: Path | str) -> MethodReport:

@@ -6,7 +6,7 @@ can always be reproduced from its frozen config.
 
 from __future__ import annotations
 
-from workbench import data, models, stages
+from workbench import chaining, data, models, stages
 from workbench.config import RunConfig
 from workbench.errors import ConfigError, DataError, FieldProblem
 
@@ -17,15 +17,24 @@ def freeze(config: RunConfig) -> RunConfig:
     model_problem = models.check_model_ref(config.model.name_or_path)
     if model_problem:
         problems.append(FieldProblem("model.name_or_path", model_problem))
-    # Each stage reads its own kind of data (conversations, preference pairs): refused here, before Start.
-    load = data.load_pairs if stages.get(config.stage.name).data == "pairs" else data.load_conversations
+    # Each stage reads its own kind of data (conversations, pairs, labelled replies, prompts): refused here,
+    # before Start, naming what the stage needs.
+    stage = stages.get(config.stage.name)
     loaded = []
     for i, spec in enumerate(config.data.datasets):
         try:
-            loaded.append(load(spec))
+            loaded.append(data.load_for(stage.data, spec))
         except DataError as err:
             problems.append(FieldProblem(f"data.datasets.{i}", f"{err} (stage {config.stage.name})"))
+    if not problems and stage.check_data is not None:
+        problem = stage.check_data(config.stage, loaded)
+        if problem:
+            problems.append(FieldProblem("data.datasets", f"{problem} (stage {config.stage.name})"))
+    parent = chaining.parent_problem(config)
+    if parent:
+        problems.append(FieldProblem("model.parent_run", parent))
     if problems:
         raise ConfigError(problems)
+    config = chaining.inherit(config)
     frozen = [data.freeze_spec(spec, ds) for spec, ds in zip(config.data.datasets, loaded, strict=True)]
     return config.model_copy(update={"data": config.data.model_copy(update={"datasets": frozen})})

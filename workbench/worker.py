@@ -82,8 +82,7 @@ def train(files: RunFiles, stop) -> str:
     import torch
     from transformers import set_seed
 
-    from workbench import methods, preflight, stages
-    from workbench.errors import ConfigError, FieldProblem
+    from workbench import chaining, methods, preflight, stages
     from workbench.methods.counting import count_parameters
     from workbench.training import artifacts, hardware, varlen_attention
     from workbench.training.callbacks import RunCallback
@@ -91,22 +90,25 @@ def train(files: RunFiles, stop) -> str:
     started = time.time()
     ref = models.resolve(config.model.name_or_path)
     tokenizer = models.load_tokenizer(ref, config.model.chat_template)
+    # A chained run may start from the whole model an earlier run saved (its tokenizer is the base's).
+    model_path = chaining.starting_folder(config) or Path(ref.path)
     stage = stages.get(config.stage.name)
     train_set, eval_set, data_files = _prepare_data(config, stage.data, tokenizer, files)
     log.info("data ready in %.1fs", time.time() - started)
 
     spec = methods.get(config.method.name)
     padding_free = spec.padding_free and stage.padding_free
-    context = methods.Context(model_path=Path(ref.path), run_dir=files.root)
+    context = methods.Context(model_path=model_path, run_dir=files.root)
     # Precision is needed to load the model; checkpointing depends on its size, so it is chosen again below.
     hw = hardware.choose(config.train, n_params=0)
-    blocking = preflight.problems(config, hw.device)
-    if blocking:
-        raise ConfigError([FieldProblem("method", problem) for problem in blocking])
+    preflight.refuse(preflight.problems(config, hw.device))
     torch.set_num_threads(hw.threads)
     set_seed(config.train.seed)
     model = models.load_model(
         ref,
+        path=model_path,
+        head=stage.head,
+        pad_token_id=tokenizer.pad_token_id,
         dtype=hardware.torch_dtype(hw.precision),
         # Padding-free batches (packed rows too) attend within each example only; methods that prepend
         # virtual tokens per example train on padded batches with the standard attention.
@@ -117,7 +119,14 @@ def train(files: RunFiles, stop) -> str:
     log.info("hardware: %s", hw.as_dict())
 
     peft_config = None
-    if spec.build_peft_config is not None:
+    parent_adapter = chaining.parent_adapter(config)
+    if parent_adapter is not None:
+        from peft import PeftModel
+
+        # The earlier run's adapter trains on; the trainer takes the PeftModel as it is.
+        model = PeftModel.from_pretrained(model, parent_adapter, is_trainable=True)
+        log.info("continuing the adapter of run %s", config.model.parent_run)
+    elif spec.build_peft_config is not None:
         peft_config = spec.build_peft_config(config.method, model, context)
     else:
         model = spec.prepare_model(config.method, model)
@@ -132,7 +141,7 @@ def train(files: RunFiles, stop) -> str:
         output_dir=files.checkpoints,
         callbacks=[RunCallback(files, stop)],
         padding_free=padding_free,
-        model_path=Path(ref.path),
+        model_path=model_path,
     )
     trainer = stage.build_trainer(config.stage, parts)
     if spec.customize_trainer is not None:
@@ -161,13 +170,13 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
     """(train set, eval set or None, the data files read) for a stage that trains on `kind` of data."""
     from workbench import data
 
-    if kind == "pairs":
+    if kind != "conversations":
         from datasets import Dataset
 
-        loaded = [data.load_pairs(spec) for spec in config.data.datasets]
-        pairs = [pair.as_trl() for ds in loaded for pair in ds.pairs]
-        files.write_status(data_stats={"rows": len(pairs), "kind": "preference pairs"})
-        dataset = Dataset.from_list(pairs)  # TRL applies the chat template and cuts to cutoff_len itself
+        loaded = [data.load_for(kind, spec) for spec in config.data.datasets]
+        rows = [row for ds in loaded for row in ds.trl_rows()]
+        files.write_status(data_stats={"rows": len(rows), "kind": _KIND_NAMES[kind]})
+        dataset = Dataset.from_list(rows)  # TRL applies the chat template and cuts to cutoff_len itself
     else:
         loaded = data.load_all(config.data)
         conversations = [c for ds in loaded for c in ds.conversations]
@@ -178,6 +187,9 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
         dataset = data.to_hf_dataset(encoded)
     train_set, eval_set = data.split_validation(dataset, config.data.val_size, config.train.seed)
     return train_set, eval_set, [ds.path for ds in loaded]
+
+
+_KIND_NAMES = {"pairs": "preference pairs", "labeled": "labelled replies", "prompts": "prompts"}
 
 
 def _save_artifact(

@@ -9,7 +9,17 @@ from workbench.data.dataset_info import InfoEntry, resolve_entry
 from workbench.data.encoding import IGNORE_INDEX, EncodedData, encode_conversations
 from workbench.data.formats import Conversation, Format, Message, convert_records, detect_format
 from workbench.data.hf_dataset import split_validation, to_hf_dataset
-from workbench.data.loading import LoadedDataset, LoadedPairs, load_all, load_conversations, load_pairs
+from workbench.data.loading import (
+    LoadedDataset,
+    LoadedExamples,
+    LoadedPairs,
+    load_all,
+    load_conversations,
+    load_for,
+    load_labeled,
+    load_pairs,
+    load_prompts,
+)
 from workbench.data.preference import PreferencePair
 from workbench.data.reading import DEFAULT_MAX_BYTES, read_records
 from workbench.data.stats import DataStats
@@ -24,6 +34,7 @@ __all__ = [
     "Format",
     "InfoEntry",
     "LoadedDataset",
+    "LoadedExamples",
     "LoadedPairs",
     "Message",
     "PreferencePair",
@@ -34,7 +45,10 @@ __all__ = [
     "freeze_spec",
     "load_all",
     "load_conversations",
+    "load_for",
+    "load_labeled",
     "load_pairs",
+    "load_prompts",
     "read_records",
     "resolve_entry",
     "split_validation",

@@ -1,15 +1,21 @@
-"""From a dataset spec to conversations: read the file, resolve dataset_info.json, detect the format, convert."""
+"""From a dataset spec to training rows: read the file, resolve dataset_info.json, detect the layout, convert.
+
+Each stage reads its own kind of data (`load_for`): conversations (SFT), preference pairs, labelled replies (KTO)
+or prompts (GRPO, RLOO)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from workbench.config import DataConfig, DatasetSpec
 from workbench.data.dataset_info import INFO_FILE, is_dataset_info, resolve_entry
 from workbench.data.formats import Conversation, Format, convert_records, detect_format
-from workbench.data.preference import PairFormat, PreferencePair, convert_pairs, detect_pair_format
+from workbench.data.preference import PairFormat, PreferencePair, convert_pairs, detect_pair_format, is_preference
+from workbench.data.prompts import PromptItem, convert_prompts, detect_prompt_layout
 from workbench.data.reading import read_records
+from workbench.data.unpaired import LabeledExample, convert_labeled, detect_labeled_format, unpair
 from workbench.errors import DataError
 
 
@@ -32,65 +38,140 @@ class LoadedDataset:
 
 def load_conversations(spec: DatasetSpec) -> LoadedDataset:
     """Read and validate one dataset; raises DataError naming the file, row and field of the first problem."""
-    path = Path(spec.path).expanduser().resolve()
-    format, columns, tags = spec.format, dict(spec.columns), dict(spec.tags)
-    if is_dataset_info(path):
-        entry = resolve_entry(path, spec.name)
-        if entry.ranking:
-            raise DataError(
-                f"{entry.name!r} is preference data (ranking: true): it trains in a preference stage "
-                "(stage.name: dpo); supervised fine-tuning needs conversations",
-                file=INFO_FILE,
-                field="name",
-            )
-        path = entry.path
-        # Settings in the spec override the entry's, so one entry can be read a little differently.
-        format = entry.format if format == "auto" else format
-        columns, tags = {**entry.columns, **columns}, {**entry.tags, **tags}
-    records = read_records(path)
-    used = records[: spec.max_samples] if spec.max_samples else records
+    source = _Source.resolve(spec)
+    if source.ranking:
+        raise DataError(
+            f"{spec.name!r} is preference data (ranking: true): it trains in a preference stage "
+            "(stage.name: dpo); supervised fine-tuning needs conversations",
+            file=INFO_FILE,
+            field="name",
+        )
+    format, columns, tags = source.format, source.columns, source.tags
     if format == "auto":
-        format = detect_format(used, path.name, columns=columns, tags=tags)
-    conversations = convert_records(used, format, file=path.name, columns=columns, tags=tags)
-    return LoadedDataset(
-        path=path, format=format, conversations=conversations, rows=len(records), columns=columns, tags=tags
-    )
+        format = detect_format(source.used, source.path.name, columns=columns, tags=tags)
+    conversations = convert_records(source.used, format, file=source.path.name, columns=columns, tags=tags)
+    return LoadedDataset(source.path, format, conversations, len(source.records), columns, tags)
 
 
 @dataclass
-class LoadedPairs:
-    """Preference pairs ready for a preference stage; fields as in LoadedDataset."""
+class LoadedExamples:
+    """Rows for a TRL stage: preference pairs, labelled replies or prompts; fields as in LoadedDataset.
+
+    `format` is how the rows were laid out (a pair layout, a supervised format, or "prompts").
+    """
 
     path: Path
-    format: PairFormat
-    pairs: list[PreferencePair]
+    format: str
+    examples: list[PreferencePair] | list[LabeledExample] | list[PromptItem]
     rows: int
     columns: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def pairs(self) -> list[PreferencePair]:
+        return self.examples  # type: ignore[return-value]
+
+    def trl_rows(self) -> list[dict]:
+        """The rows in the conversational layout TRL's trainers take."""
+        return [example.as_trl() for example in self.examples]
+
+
+LoadedPairs = LoadedExamples  # the name preference-pair callers know
 
 # dataset_info.json's `formatting` of a ranking entry, as the pair layout it means.
 _RANKING_LAYOUTS: dict[str, PairFormat] = {"alpaca": "columns", "sharegpt": "sharegpt", "openai": "openai"}
 
 
-def load_pairs(spec: DatasetSpec) -> LoadedPairs:
+@dataclass
+class _Source:
+    """A spec resolved to its data file: through its dataset_info.json entry, if it names one. The file is read
+    on first use of `records`, so an entry of the wrong kind is refused before its file is opened."""
+
+    path: Path
+    max_samples: int | None
+    format: str  # the spec's or the entry's format ("auto" when neither says)
+    columns: dict[str, str]
+    tags: dict[str, str]
+    ranking: bool | None  # what the entry says; None without dataset_info.json
+
+    @classmethod
+    def resolve(cls, spec: DatasetSpec) -> _Source:
+        path = Path(spec.path).expanduser().resolve()
+        format, columns, tags, ranking = spec.format, dict(spec.columns), dict(spec.tags), None
+        if is_dataset_info(path):
+            entry = resolve_entry(path, spec.name)
+            path, ranking = entry.path, entry.ranking
+            # Settings in the spec override the entry's, so one entry can be read a little differently.
+            format = entry.format if format == "auto" else format
+            columns, tags = {**entry.columns, **columns}, {**entry.tags, **tags}
+        return cls(path, spec.max_samples, format, columns, tags, ranking)
+
+    @cached_property
+    def records(self) -> list:
+        return read_records(self.path)
+
+    @property
+    def used(self) -> list:
+        """The rows within max_samples."""
+        return self.records[: self.max_samples] if self.max_samples else self.records
+
+    def loaded(self, format: str, examples: list) -> LoadedExamples:
+        return LoadedExamples(self.path, format, examples, len(self.records), self.columns, self.tags)
+
+    def has_pairs(self) -> bool:
+        if self.ranking is not None:
+            return self.ranking
+        return bool(self.used) and isinstance(self.used[0], dict) and is_preference(self.used[0], self.columns)
+
+
+def load_pairs(spec: DatasetSpec) -> LoadedExamples:
     """Read and validate one preference dataset; raises DataError naming the file, row and field of a problem."""
-    path = Path(spec.path).expanduser().resolve()
-    columns, tags, layout = dict(spec.columns), dict(spec.tags), None
-    if is_dataset_info(path):
-        entry = resolve_entry(path, spec.name)
-        if not entry.ranking:
-            raise DataError(
-                f"{entry.name!r} is not preference data: its entry has no `ranking: true`", file=INFO_FILE,
-                field="name",
-            )  # fmt: skip
-        path, layout = entry.path, _RANKING_LAYOUTS[entry.format]
-        columns, tags = {**entry.columns, **columns}, {**entry.tags, **tags}
-    records = read_records(path)
-    used = records[: spec.max_samples] if spec.max_samples else records
-    layout = layout or detect_pair_format(used, path.name, columns)
-    pairs = convert_pairs(used, layout, file=path.name, columns=columns, tags=tags)
-    return LoadedPairs(path=path, format=layout, pairs=pairs, rows=len(records), columns=columns, tags=tags)
+    source = _Source.resolve(spec)
+    if source.ranking is False:
+        raise DataError(f"{spec.name!r} is not preference data: its entry has no `ranking: true`", file=INFO_FILE,
+                        field="name")  # fmt: skip
+    layout = _RANKING_LAYOUTS[source.format] if source.ranking else None
+    layout = layout or detect_pair_format(source.used, source.path.name, source.columns)
+    pairs = convert_pairs(source.used, layout, file=source.path.name, columns=source.columns, tags=source.tags)
+    return source.loaded(layout, pairs)
+
+
+def load_labeled(spec: DatasetSpec) -> LoadedExamples:
+    """Replies labelled desirable or not (KTO): labelled conversations, or preference pairs split in two."""
+    source = _Source.resolve(spec)
+    if source.has_pairs():
+        pairs = load_pairs(spec)
+        return source.loaded(pairs.format, unpair(pairs.pairs))
+    file = source.path.name
+    format = source.format
+    if format == "auto":
+        format = detect_labeled_format(source.used, file, source.columns, source.tags)
+    examples = convert_labeled(source.used, format, file=file, columns=source.columns, tags=source.tags)
+    return source.loaded(format, examples)
+
+
+def load_prompts(spec: DatasetSpec) -> LoadedExamples:
+    """Prompts (with reference answers where the data has them) for online RL."""
+    source = _Source.resolve(spec)
+    file = source.path.name
+    if source.has_pairs():
+        raise DataError(
+            "this is preference data (chosen/rejected); RL stages need prompts (a `prompt` column, or "
+            "conversations whose last reply is the reference answer)", file=file, row=1,
+        )  # fmt: skip
+    layout = source.format
+    if layout == "auto":
+        layout = detect_prompt_layout(source.used, file, source.columns, source.tags)
+    items = convert_prompts(source.used, layout, file=file, columns=source.columns, tags=source.tags)
+    return source.loaded(layout, items)
+
+
+LOADERS = {"pairs": load_pairs, "labeled": load_labeled, "prompts": load_prompts}
+
+
+def load_for(kind: str, spec: DatasetSpec) -> LoadedDataset | LoadedExamples:
+    """Load a dataset as the kind of data a stage trains on."""
+    return load_conversations(spec) if kind == "conversations" else LOADERS[kind](spec)
 
 
 def load_all(config: DataConfig) -> list[LoadedDataset]:

@@ -13,10 +13,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from workbench import home
-from workbench.config import DatasetSpec
-from workbench.data.loading import LoadedDataset, LoadedPairs, load_conversations
+from workbench.config import DataFormat, DatasetSpec
+from workbench.data.loading import LoadedDataset, LoadedExamples, load_conversations
 from workbench.errors import DataError
 
 _CHUNK = 1024 * 1024
@@ -65,7 +66,7 @@ def store_dataset(path: Path) -> StoredDataset:
             temp.unlink(missing_ok=True)
 
 
-def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | LoadedPairs | None = None) -> DatasetSpec:
+def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | LoadedExamples | None = None) -> DatasetSpec:
     """Validate a dataset, store its data file and return a spec that needs nothing else to be read again.
 
     A dataset_info.json entry becomes its resolved data file with an explicit format, columns and tags. Pass
@@ -75,8 +76,8 @@ def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | LoadedPairs | None = 
     stored = store_dataset(loaded.path)
     return DatasetSpec(
         path=str(stored.path),
-        # Preference layouts are told apart from the file itself again; conversation formats are kept.
-        format=loaded.format if isinstance(loaded, LoadedDataset) else "auto",
+        # Supervised formats are kept; other layouts (pairs, prompts) are told apart from the file itself again.
+        format=loaded.format if loaded.format in get_args(DataFormat) else "auto",
         columns=loaded.columns,
         tags=loaded.tags,
         max_samples=spec.max_samples,

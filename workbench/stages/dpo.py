@@ -1,7 +1,7 @@
 """Direct preference optimisation (Rafailov et al., 2023) and its loss variants, with TRL's DPOTrainer.
 
 The reference model is the frozen base with the adapter switched off (PEFT methods), so no second copy is
-loaded; methods that train the model's own weights or add modules of their own get a frozen copy of the base.
+loaded; other methods get a frozen copy (reference.py).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.stages.reference import reference_for
 from workbench.stages.registry import StageSpec, TrainerParts, register
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def build_trainer(params: DpoParams, parts: TrainerParts) -> Any:
     )
     trainer = DPOTrainer(
         model=parts.model,
-        ref_model=None if parts.peft_config is not None else _reference(parts),
+        ref_model=reference_for(parts),
         args=args,
         train_dataset=parts.train_set,
         eval_dataset=parts.eval_set,
@@ -55,34 +56,23 @@ def build_trainer(params: DpoParams, parts: TrainerParts) -> Any:
         peft_config=parts.peft_config,
         callbacks=parts.callbacks,
     )
-    _check_prompts_fit(len(parts.train_set), len(trainer.train_dataset), parts.config.data.cutoff_len)
+    check_prompts_fit(len(parts.train_set), len(trainer.train_dataset), parts.config.data.cutoff_len)
     return trainer
 
 
-def _check_prompts_fit(before: int, after: int, cutoff: int) -> None:
-    """TRL drops pairs whose prompt alone fills max_length; say so, and refuse a run left with nothing."""
+def check_prompts_fit(before: int, after: int, cutoff: int) -> None:
+    """TRL drops rows whose prompt alone fills max_length; say so, and refuse a run left with nothing."""
     if after == 0:
         from workbench.errors import DataError
 
         raise DataError(
-            f"every one of the {before} pairs has a prompt of at least data.cutoff_len={cutoff} tokens (with the "
+            f"every one of the {before} rows has a prompt of at least data.cutoff_len={cutoff} tokens (with the "
             "chat template), leaving no room for a reply: raise data.cutoff_len",
             field="data.cutoff_len",
         )
     if after < before:
-        log.warning("%d of %d pairs dropped: their prompts fill data.cutoff_len=%d tokens", before - after, before,
+        log.warning("%d of %d rows dropped: their prompts fill data.cutoff_len=%d tokens", before - after, before,
                     cutoff)  # fmt: skip
-
-
-def _reference(parts: TrainerParts) -> Any:
-    """A frozen copy of the base for methods that train the model itself (full, freeze) or add modules of their
-    own (bottleneck): read from its local folder, since TRL would look up the hub id the model records."""
-    from transformers import AutoModelForCausalLM
-
-    model = parts.model
-    return AutoModelForCausalLM.from_pretrained(
-        parts.model_path, dtype=model.dtype, attn_implementation=model.config._attn_implementation
-    ).eval()
 
 
 register(

@@ -14,8 +14,11 @@ from pydantic import BaseModel
 
 from workbench.registry import Registry
 
-# What a stage trains on: conversations (the assistant turns are learned) or preference pairs.
-DataKind = Literal["conversations", "pairs"]
+# What a stage trains on: conversations (the assistant turns are learned), preference pairs, replies labelled
+# desirable or not (KTO), or prompts the model answers itself (online RL).
+DataKind = Literal["conversations", "pairs", "labeled", "prompts"]
+# What the model ends in: the language-model head, or one score per sequence (reward models).
+Head = Literal["causal_lm", "reward"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,10 @@ class StageSpec:
     """A registered stage: its parameters, the data it needs and `build_trainer(params, parts)`.
 
     `padding_free` says whether the stage can train on padding-free batches (then per-example attention is used);
-    `metrics` are the logged keys worth a chart of their own beside the loss.
+    `metrics` are the logged keys worth a chart of their own beside the loss. `check(config)` lists what stops a run
+    config from training this stage (a method that cannot, settings that do not fit together, a missing run it
+    names), checked before Start; `check_data(params, loaded datasets)` says why the data cannot serve these
+    settings (None when it can).
     """
 
     name: str
@@ -51,6 +57,9 @@ class StageSpec:
     build_trainer: Callable[[Any, TrainerParts], Any]
     padding_free: bool = False
     metrics: tuple[str, ...] = ()
+    head: Head = "causal_lm"
+    check: Callable[[Any], list[str]] | None = None
+    check_data: Callable[[Any, list[Any]], str | None] | None = None
 
 
 _REGISTRY: Registry[StageSpec] = Registry("stage")

@@ -1,0 +1,194 @@
+"""Every registered stage trains through the worker (the path the UI takes) on a tiny Llama on one CPU thread.
+
+For each: the stage's own metrics are logged at every step, and the saved adapter loads with plain PEFT and
+runs. Chains: a DPO run continues an SFT run's adapter; a GRPO run scores with a reward-model run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from tests.conftest import PRESETS, kill_workers
+from workbench import launcher, stages
+from workbench.config import load_config
+from workbench.jobs import JobStore
+from workbench.submission import freeze
+
+pytestmark = pytest.mark.slow
+
+STEPS = 2
+ONLINE = ["stage.max_completion_length=8", "stage.num_generations=2"]
+
+
+def write(path, rows):
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stage-data")
+    sky = "what colour is a clear daytime sky?"
+    return {
+        "pairs": write(folder / "pairs.json", [
+            {"prompt": f"Question {i}: {sky}", "chosen": "Blue.", "rejected": "Go away."} for i in range(8)
+        ]),
+        "labeled": write(folder / "labeled.json", [
+            {"instruction": f"Question {i}: {sky}", "output": reply, "label": good}
+            for i in range(4) for reply, good in (("Blue.", True), ("Go away.", False))
+        ]),
+        "prompts": write(folder / "prompts.json", [
+            {"prompt": f"What is {i} plus {i}?", "answer": str(2 * i)} for i in range(8)
+        ]),
+    }  # fmt: skip
+
+
+# {case: (stage, data kind, extra settings)}
+CASES = {
+    "sft": ("sft", None, []),
+    "dpo-ipo": ("dpo", "pairs", ["stage.loss_type=ipo"]),
+    "kto": ("kto", "labeled", []),
+    "kto-from-pairs": ("kto", "pairs", []),
+    "orpo": ("orpo", "pairs", []),
+    "simpo": ("simpo", "pairs", []),
+    "reward": ("reward", "pairs", []),
+    "grpo": ("grpo", "prompts", [*ONLINE, "stage.rewards=[exact_match,format,length]", "stage.format_regex=.*"]),
+    "rloo": ("rloo", "prompts", [*ONLINE, "stage.rewards=[contains_answer]"]),
+}
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stages-home")
+    yield path
+    kill_workers(path)
+
+
+@pytest.fixture(autouse=True)
+def home(shared_home, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_HOME", str(shared_home))
+    return shared_home
+
+
+def submit(store, tiny_model, data_path, *settings):
+    overrides = [
+        f"model.name_or_path={tiny_model}",
+        f"train.max_steps={STEPS}",
+        "train.threads=1",
+        "train.learning_rate=1e-2",
+        "train.lr_scheduler_type=constant",
+        "train.per_device_train_batch_size=2",
+        "data.cutoff_len=48",
+        "data.datasets.0.max_samples=8",
+        *settings,  # last: they win
+    ]
+    if data_path is not None:
+        overrides.append(f"data.datasets.0.path={data_path}")
+    return store.submit(freeze(load_config(PRESETS / "sft-lora-identity.yaml", overrides)))
+
+
+def wait(store, jobs):
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        store.reconcile()
+        current = {name: store.get(job.id) for name, job in jobs.items()}
+        if all(job.state in ("finished", "failed", "stopped") for job in current.values()):
+            return current
+        time.sleep(0.5)
+    raise AssertionError({name: job.state for name, job in current.items()})
+
+
+@pytest.fixture(scope="module")
+def runs(shared_home, tiny_model, data):
+    """Every case, then the chained runs that need the first ones finished. Returns {case: job}."""
+    os.environ["WORKBENCH_HOME"] = str(shared_home)
+    try:
+        launcher.ensure_running()
+        store = JobStore()
+        jobs = {
+            case: submit(store, tiny_model, data.get(kind), f"stage.name={stage}", *settings)
+            for case, (stage, kind, settings) in CASES.items()
+        }
+        done = wait(store, jobs)
+        assert done["sft"].state == "finished" and done["reward"].state == "finished"
+        chained = {
+            # A tiny learning rate: the chained adapter must still be the SFT adapter, barely moved.
+            "dpo-after-sft": submit(store, tiny_model, data["pairs"], "stage.name=dpo",
+                                    f"model.parent_run={done['sft'].id}", "method.r=4",
+                                    "train.learning_rate=1e-7"),
+            "grpo-with-reward-model": submit(store, tiny_model, data["prompts"], "stage.name=grpo", *ONLINE,
+                                             "stage.rewards=[]", f"stage.reward_model_run={done['reward'].id}"),
+        }  # fmt: skip
+        return done | wait(store, chained)
+    finally:
+        del os.environ["WORKBENCH_HOME"]
+
+
+def stage_metrics(job) -> list[dict]:
+    return [r for r in job.files.read_metrics() if "loss" in r]
+
+
+@pytest.mark.parametrize("case", [*CASES, "dpo-after-sft", "grpo-with-reward-model"])
+def test_stage_trains_logs_its_metrics_and_the_adapter_loads_with_peft(case, runs, tiny_model):
+    job = runs[case]
+    assert job.state == "finished", f"{case}: {job.files.read_status().get('error')}\n{job.files.log_tail()}"
+    config = job.files.read_config()
+    spec = stages.get(config.stage.name)
+    records = stage_metrics(job)
+    assert len(records) == STEPS
+    for key in ("loss", *spec.metrics):
+        values = [r.get(key) for r in records]
+        assert all(v is not None and math.isfinite(v) for v in values), f"{case}: {key} = {values}"
+
+    tokenizer = AutoTokenizer.from_pretrained(job.files.adapter)
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 2 plus 2?"}, {"role": "assistant", "content": "4"}],
+        return_tensors="pt", return_dict=True,
+    )  # fmt: skip
+    if spec.head == "reward":
+        base = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=1)
+        model = PeftModel.from_pretrained(base, job.files.adapter).eval()
+        score = model(**ids).logits
+        assert score.shape == (1, 1) and torch.isfinite(score).all()
+    else:
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), job.files.adapter)
+        out = model.generate(**ids, max_new_tokens=3, do_sample=False)
+        assert out.shape[1] == ids["input_ids"].shape[1] + 3
+
+
+def test_a_chained_run_continues_the_parent_adapter(runs):
+    parent, child = runs["sft"], runs["dpo-after-sft"]
+    assert child.parent == parent.id
+    # The parent's LoRA settings are the child's (method.r=4 was asked for, but an adapter keeps its shape).
+    assert child.files.read_config().method == parent.files.read_config().method
+    before = load_file(parent.files.adapter / "adapter_model.safetensors")
+    after = load_file(child.files.adapter / "adapter_model.safetensors")
+    assert before.keys() == after.keys()
+    lora_b = [k for k in before if "lora_B" in k]
+    # SFT moved lora_B away from its zero start; DPO (at a tiny learning rate) went on from there, where a fresh
+    # adapter would have started again from zero.
+    assert all(before[k].abs().max() > 1e-3 for k in lora_b)
+    assert all(torch.allclose(after[k], before[k], atol=1e-5) for k in before)
+    assert any(not torch.equal(after[k], before[k]) for k in before)
+
+
+def test_grpo_scored_with_the_reward_model_run(runs):
+    records = stage_metrics(runs["grpo-with-reward-model"])
+    names = {key for r in records for key in r if key.startswith("rewards/")}
+    assert names == {"rewards/reward_model/mean", "rewards/reward_model/std"}
+
+
+def test_online_rewards_are_each_logged(runs):
+    keys = {key for r in stage_metrics(runs["grpo"]) for key in r}
+    assert {"rewards/exact_match/mean", "rewards/format/mean", "rewards/length/mean"} <= keys
+    # format_regex=.* matches every reply.
+    assert all(r["rewards/format/mean"] == 1.0 for r in stage_metrics(runs["grpo"]))

@@ -1,0 +1,72 @@
+"""Chained runs: a run that starts where an earlier run of the same model finished (SFT → DPO, SFT → GRPO).
+
+A PEFT adapter keeps training, so the result is again one adapter on the plain base (it loads anywhere PEFT
+loads) and stages with a reference use the base with the adapter off; a whole model saved by full or freeze
+tuning becomes the starting model, for any method. Bottleneck adapters cannot be continued.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench import home, stages
+from workbench.config import RunConfig
+from workbench.run_files import RunFiles
+
+
+def parent_files(run_id: str) -> RunFiles:
+    return RunFiles(home.runs_dir() / run_id)
+
+
+def parent_problem(config: RunConfig) -> str | None:
+    """Why `model.parent_run` cannot be the start of this run; None when it can (or no parent is set)."""
+    run_id = config.model.parent_run
+    if run_id is None:
+        return None
+    files = parent_files(run_id)
+    if not run_id or "/" in run_id or run_id.startswith(".") or not files.config.is_file():
+        return f"no run {run_id!r}"
+    parent = files.read_config()
+    kind = files.artifact_kind()
+    if files.read_status().get("state") != "finished" or kind is None:
+        return f"run {run_id} has not finished, so there is nothing to start from yet"
+    if parent.model.name_or_path != config.model.name_or_path:
+        return f"run {run_id} tuned {parent.model.name_or_path!r}, not {config.model.name_or_path!r}"
+    if stages.get(parent.stage.name).head == "reward":
+        return f"run {run_id} is a reward model; pick it as a GRPO/RLOO stage's reward_model_run instead"
+    if kind == "bottleneck":
+        return f"run {run_id} trained bottleneck adapters, which cannot be continued; chain from a PEFT or full run"
+    if kind == "peft":
+        if stages.get(config.stage.name).head == "reward":
+            return (f"run {run_id} is an adapter for generating text; a reward model starts from the base or from "
+                    "a full-tuning run")  # fmt: skip
+        if parent.method.name != config.method.name:
+            return (f"run {run_id} trained a {parent.method.name} adapter, which this run continues: set "
+                    f"method.name to {parent.method.name}")  # fmt: skip
+    return None
+
+
+def inherit(config: RunConfig) -> RunConfig:
+    """The config as it will train: continuing an adapter means continuing its method settings too."""
+    if config.model.parent_run is None:
+        return config
+    files = parent_files(config.model.parent_run)
+    if files.artifact_kind() != "peft":
+        return config
+    return config.model_copy(update={"method": files.read_config().method})
+
+
+def starting_folder(config: RunConfig) -> Path | None:
+    """The parent's whole model folder, when the run starts from one."""
+    if config.model.parent_run is None:
+        return None
+    files = parent_files(config.model.parent_run)
+    return files.adapter if files.artifact_kind() == "model" else None
+
+
+def parent_adapter(config: RunConfig) -> Path | None:
+    """The parent's PEFT adapter folder, when the run continues one."""
+    if config.model.parent_run is None:
+        return None
+    files = parent_files(config.model.parent_run)
+    return files.adapter if files.artifact_kind() == "peft" else None

@@ -1,0 +1,99 @@
+"""Reward modeling with TRL's RewardTrainer: a model that scores a reply (one number per sequence), trained so the
+chosen reply of each pair scores above the rejected one (Bradley-Terry). Its run then serves GRPO / RLOO as a
+reward (SFT -> reward model -> RL, the RLHF pipeline)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workbench.stages.registry import StageSpec, TrainerParts, register
+
+# Methods that cannot train the new score head: they only touch the layers they add or pick themselves.
+_NO_SCORE_HEAD = {
+    "freeze": "freeze tuning trains chosen layers only and would leave the new score head untrained",
+    "bottleneck": "bottleneck adapters would leave the new score head untrained",
+    "llama_adapter": "LLaMA-Adapter works on language-model heads only",
+}
+
+
+class RewardParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["reward"] = "reward"
+    center_rewards_coefficient: float | None = Field(
+        None, ge=0.0, le=1.0, description="Pulls scores towards zero mean (e.g. 0.01), so rewards stay comparable."
+    )
+
+
+def build_trainer(params: RewardParams, parts: TrainerParts) -> Any:
+    from trl import RewardConfig, RewardTrainer
+
+    from workbench.training.arguments import common_arguments
+
+    args = RewardConfig(
+        **common_arguments(parts.config, parts.hardware, parts.output_dir, has_eval=parts.eval_set is not None),
+        max_length=parts.config.data.cutoff_len,
+        center_rewards_coefficient=params.center_rewards_coefficient,
+    )
+    peft_config = parts.peft_config
+    if peft_config is not None:
+        # Methods build their PEFT config for causal LMs; a sequence classifier also trains (and saves) its head.
+        peft_config.task_type = "SEQ_CLS"
+    return RewardTrainer(
+        model=parts.model,
+        args=args,
+        train_dataset=parts.train_set,
+        eval_dataset=parts.eval_set,
+        processing_class=parts.tokenizer,
+        peft_config=peft_config,
+        callbacks=parts.callbacks,
+    )
+
+
+def check(config: Any) -> list[str]:
+    refusal = _NO_SCORE_HEAD.get(config.method.name)
+    return [f"method.name: {refusal}; a reward model needs a method that trains its score head"] if refusal else []
+
+
+def load_reward_model(run_dir: Any, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a finished reward-model run, ready to score; a PEFT adapter is merged in."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from workbench import models
+    from workbench.run_files import RunFiles
+
+    files = RunFiles(run_dir)
+    config = files.read_config()
+    ref = models.resolve(config.model.name_or_path)
+    tokenizer = models.load_tokenizer(ref, config.model.chat_template)
+    dtype = dtype or torch.float32
+    if files.artifact_kind() == "model":
+        model = AutoModelForSequenceClassification.from_pretrained(files.adapter, num_labels=1, dtype=dtype)
+    else:
+        from peft import PeftModel
+
+        base = AutoModelForSequenceClassification.from_pretrained(ref.path, num_labels=1, dtype=dtype)
+        base.config.pad_token_id = tokenizer.pad_token_id
+        model = PeftModel.from_pretrained(base, files.adapter).merge_and_unload()
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config._name_or_path = "reward_model"  # TRL logs its scores as rewards/<this name>/mean
+    return model.eval(), tokenizer
+
+
+register(
+    StageSpec(
+        name="reward",
+        title="Reward model",
+        description="Train a model that scores replies, from preference pairs (chosen above rejected); use it as "
+        "the reward of a GRPO or RLOO run (RLHF).",
+        params=RewardParams,
+        data="pairs",
+        build_trainer=build_trainer,
+        metrics=("accuracy", "margin"),
+        head="reward",
+        check=check,
+    )
+)
