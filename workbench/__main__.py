@@ -110,11 +110,12 @@ def _jobs(args: argparse.Namespace) -> int:
     if not jobs:
         _out("no runs yet")
         return 0
-    _out(f"{'id':24} {'state':9} {'method':8} {'step':>11}  {'model':32} name")
+    _out(f"{'id':24} {'state':9} {'stage':6} {'method':13} {'step':>11}  {'model':32} name")
     for job in jobs:
         status = job.files.read_status()
         step = f"{status.get('step', 0)}/{status.get('max_steps', '?')}"
-        _out(f"{job.id:24} {job.state:9} {job.method:8} {step:>11}  {job.model[:32]:32} {job.name or ''}")
+        name = (job.name or "") + (f" (from {job.parent})" if job.parent else "")
+        _out(f"{job.id:24} {job.state:9} {job.stage:6} {job.method:13} {step:>11}  {job.model[:32]:32} {name}")
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench import home, stages
+from workbench import home, models, stages
 from workbench.config import RunConfig
 from workbench.run_files import RunFiles
 
@@ -70,3 +70,10 @@ def parent_adapter(config: RunConfig) -> Path | None:
         return None
     files = parent_files(config.model.parent_run)
     return files.adapter if files.artifact_kind() == "peft" else None
+
+
+def base_ref(config: RunConfig) -> models.ModelRef:
+    """The model a run's adapter applies to: the base, or the whole model of the run it started from."""
+    ref = models.resolve(config.model.name_or_path)
+    start = starting_folder(config)
+    return models.ModelRef(path=str(start), base_name=ref.base_name) if start else ref

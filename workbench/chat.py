@@ -72,7 +72,14 @@ class ChatEngine:
         if files.artifact_kind() is None:
             raise ModelLoadError(f"run {files.root.name} has no adapter yet: it has not finished")
         config = files.read_config()
-        return cls(models.resolve(config.model.name_or_path), files.adapter, config.model.chat_template)
+        from workbench import chaining, stages
+
+        if stages.get(config.stage.name).head == "reward":
+            raise ModelLoadError(
+                f"run {files.root.name} is a reward model: it scores replies rather than writing them; pick it as "
+                "a GRPO or RLOO stage's reward_model_run"
+            )
+        return cls(chaining.base_ref(config), files.adapter, config.model.chat_template)
 
     def encode(self, messages: list[dict[str, str]]) -> Any:
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]

@@ -125,7 +125,7 @@ class ChatService:
         answer with the base. Messages may carry Gradio's content parts. Closing the generator early stops
         the generation in the child.
         """
-        plain = _plain_messages(messages)
+        plain = plain_messages(messages)
         params = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
         with self._lock:
             if self._loaded is None or not self._alive():
@@ -234,7 +234,7 @@ def _check_run(files: RunFiles) -> None:
         raise ModelLoadError(f"{files.root} has no config.yaml: not a run folder")
 
 
-def _plain_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+def plain_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Role and text only: Gradio's chatbot sends content as a list of parts and adds keys of its own."""
     plain = []
     for message in messages:

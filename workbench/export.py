@@ -172,17 +172,19 @@ def _merge(files: RunFiles, output_dir: Path) -> None:
     import torch
     from peft import PeftModel
 
-    from workbench import models
+    from workbench import chaining, models, stages
 
     _require_adapter(files)
     config = files.read_config()
-    ref = models.resolve(config.model.name_or_path)
+    ref = chaining.base_ref(config)
     # The trained template travels with the adapter; fall back to the base's for adapters saved without one.
     has_tokenizer = (files.adapter / "tokenizer_config.json").is_file()
     tokenizer_ref = models.ModelRef(path=str(files.adapter), base_name=ref.base_name) if has_tokenizer else ref
     tokenizer = models.load_tokenizer(tokenizer_ref, config.model.chat_template)
     # Always the full-precision base, even for QLoRA: merging into 4-bit weights re-quantizes and drifts.
-    base = models.load_model(ref, dtype=torch.float32)
+    # A reward model merges into the base with its score head (a sequence classifier).
+    head = stages.get(config.stage.name).head
+    base = models.load_model(ref, head=head, pad_token_id=tokenizer.pad_token_id, dtype=torch.float32)
     merged = PeftModel.from_pretrained(base, str(files.adapter)).merge_and_unload()
 
     from filelock import FileLock

@@ -36,6 +36,11 @@ def jobs_db() -> Path:
     return home() / "jobs.sqlite"
 
 
+def collected_dir() -> Path:
+    """Datasets made in the workbench itself (ratings from the Chat tab)."""
+    return _sub("collected")
+
+
 def _sub(name: str) -> Path:
     path = home() / name
     path.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from workbench import home, launcher
 from workbench.config import RunConfig, dump_config, save_config
 from workbench.errors import WorkbenchError
@@ -73,6 +75,12 @@ class Job:
     @property
     def files(self) -> RunFiles:
         return RunFiles(Path(self.run_dir))
+
+    @property
+    def stage(self) -> str:
+        """The run's training stage, read from its stored config (runs from before stages were SFT)."""
+        raw = yaml.safe_load(self.config) or {}
+        return (raw.get("stage") or {}).get("name") or (raw.get("train") or {}).get("stage") or "sft"
 
     @property
     def resumable(self) -> bool:

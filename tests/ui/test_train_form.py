@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 
 from tests.conftest import PRESETS, REPO
-from workbench import methods
+from workbench import methods, stages
 from workbench.config import load_config, parse_config
 from workbench.errors import ConfigError
 from workbench.ui import train_tab
@@ -20,17 +20,19 @@ def tab():
         return train_tab.build()
 
 
-def form_values(tab, method="lora", **changes):
+def form_values(tab, method="lora", stage="sft", data=PRESETS / "data" / "identity.json", parent="", **changes):
     """The form's values as Gradio hands them to a handler, with some fields changed (by config path).
 
-    Methods share field names (method.init), so a method field is changed only in the chosen method's group.
+    Methods (and stages) share field names (method.init), so a field is changed only in the chosen one's group.
     """
-    chosen = tab["method_fields"][method]
+    chosen = tab["method_fields"][method] + tab["stage_fields"][stage]
     values = [
-        changes.get(f.path, f.component.value) if f.section != "method" or f in chosen else f.component.value
+        changes.get(f.path, f.component.value)
+        if f.section not in ("method", "stage") or f in chosen
+        else f.component.value
         for f in train_tab.all_fields(tab)
     ]
-    return [tab["model"].value, method, "", str(PRESETS / "data" / "identity.json"), *values]
+    return [tab["model"].value, stage, method, "", parent, str(data), *values]
 
 
 def test_default_form_is_a_valid_config(tab):
@@ -80,3 +82,31 @@ def test_each_methods_own_fields_make_its_config_and_cli_line(tab, method):
     words = shlex.split(train_tab._cli(config, "sft-lora-identity").replace("\\\n", " "))
     overrides = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
     assert load_config(REPO / words[4], overrides) == config  # switching from the preset's LoRA works
+
+
+def test_stage_picker_lists_exactly_the_registry(tab):
+    assert [value for _, value in tab["stage"].choices] == stages.names()
+
+
+@pytest.mark.parametrize("stage", stages.names())
+def test_each_stages_own_fields_make_its_config_and_cli_line(tab, stage):
+    data = {"conversations": "identity.json", "prompts": "identity.json"}.get(
+        stages.get(stage).data, "dpo_en_demo.json"
+    )
+    values = form_values(tab, stage=stage, data=PRESETS / "data" / data, **{"train.max_steps": 3})
+    config = parse_config(train_tab.raw_config(tab, values))
+    assert config.stage == stages.get(stage).params()  # the form's defaults are the stage's defaults
+    words = shlex.split(train_tab._cli(config, "sft-lora-identity").replace("\\\n", " "))
+    overrides = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
+    assert load_config(REPO / words[4], overrides) == config  # switching from the preset's SFT works
+
+
+def test_changed_stage_fields_and_the_parent_run_land_in_the_config(tab):
+    values = form_values(
+        tab, stage="grpo", parent="20261122-000000-abcdef",
+        **{"stage.rewards": ["format", "length"], "stage.target_length": 20, "stage.reward_model_run": ""},
+    )  # fmt: skip
+    config = parse_config(train_tab.raw_config(tab, values))
+    assert config.stage.rewards == ["format", "length"] and config.stage.target_length == 20
+    assert config.stage.reward_model_run is None
+    assert config.model.parent_run == "20261122-000000-abcdef"

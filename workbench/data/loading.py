@@ -15,7 +15,7 @@ from workbench.data.formats import Conversation, Format, convert_records, detect
 from workbench.data.preference import PairFormat, PreferencePair, convert_pairs, detect_pair_format, is_preference
 from workbench.data.prompts import PromptItem, convert_prompts, detect_prompt_layout
 from workbench.data.reading import read_records
-from workbench.data.unpaired import LabeledExample, convert_labeled, detect_labeled_format, unpair
+from workbench.data.unpaired import LabeledExample, convert_labeled, detect_labeled_format, label_column, unpair
 from workbench.errors import DataError
 
 
@@ -167,6 +167,21 @@ def load_prompts(spec: DatasetSpec) -> LoadedExamples:
 
 
 LOADERS = {"pairs": load_pairs, "labeled": load_labeled, "prompts": load_prompts}
+
+
+def detect_kind(spec: DatasetSpec) -> str:
+    """What a dataset holds, by its first row: "pairs", "labeled" (replies with a label), "prompts" (a prompt
+    column without replies) or "conversations"."""
+    source = _Source.resolve(spec)
+    if source.has_pairs():
+        return "pairs"
+    first = source.used[0] if source.used and isinstance(source.used[0], dict) else {}
+    if label_column(source.columns) in first:
+        return "labeled"
+    replies = {source.columns.get("response", "output"), source.columns.get("messages", "messages"), "conversations"}
+    if source.columns.get("prompt", "prompt") in first and not replies & set(first):
+        return "prompts"
+    return "conversations"
 
 
 def load_for(kind: str, spec: DatasetSpec) -> LoadedDataset | LoadedExamples:

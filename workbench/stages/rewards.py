@@ -43,7 +43,9 @@ class OnlineParams(BaseModel):
     )
     target_length: int = Field(100, ge=1, le=32768, description="Reply length in tokens the length reward favours.")
     reward_model_run: str | None = Field(
-        None, description="A finished reward-model run (stage reward) whose scores are added to the rewards."
+        None,
+        description="A finished reward-model run (stage reward) whose scores are added to the rewards.",
+        json_schema_extra={"pick": "run"},
     )
 
     @field_validator("format_regex")

@@ -21,9 +21,9 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title="Workbench") as app:
         gr.Markdown("# Workbench\nFine-tune a language model: data → method → train → chat → export.")
         with gr.Tabs() as tabs:
-            with gr.Tab("Data", id="data"):
+            with gr.Tab("Data", id="data") as data_shown:
                 data = data_tab.build()
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train") as train_shown:
                 train = train_tab.build()
             with gr.Tab("Runs", id="runs"):
                 runs = runs_tab.build()
@@ -31,8 +31,8 @@ def build_app() -> gr.Blocks:
                 chat = chat_tab.build()
             with gr.Tab("Export", id="export"):
                 export = export_tab.build()
-        data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"])
-        train_tab.wire(train, data["path"], data["outputs"][-1], tabs, runs["selector"])
+        data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], data_shown)
+        train_tab.wire(train, data["path"], data["outputs"][-1], tabs, runs["selector"], train_shown)
         runs_tab.wire(runs)
         chat_tab.wire(chat)
         export_tab.wire(export)

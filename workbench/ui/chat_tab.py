@@ -10,8 +10,8 @@ from typing import Any
 
 import gradio as gr
 
-from workbench import models
-from workbench.chat_service import ChatService
+from workbench import models, ratings
+from workbench.chat_service import ChatService, plain_messages
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobStore
 
@@ -20,7 +20,8 @@ _service = ChatService()
 
 
 def adapter_choices() -> list[tuple[str, str]]:
-    finished = [job for job in JobStore().list() if job.state == "finished"]
+    # Reward models score replies rather than write them: they are not offered here.
+    finished = [job for job in JobStore().list() if job.state == "finished" and job.stage != "reward"]
     return [(NO_ADAPTER, "")] + [(f"{job.id} · {job.name or job.method}", job.id) for job in finished]
 
 
@@ -45,18 +46,33 @@ def build() -> dict[str, Any]:
         )
         send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
         clear = gr.Button("Clear", scale=1, elem_id="chat-clear")
+    with gr.Row(visible=False) as rating_row:
+        prefer_tuned = gr.Button("Tuned reply is better", elem_id="chat-prefer-tuned")
+        prefer_base = gr.Button("Base reply is better", elem_id="chat-prefer-base")
+        rating_status = gr.Markdown(
+            "Rate the last two replies: each rating is saved as a preference pair (Data tab: your ratings), "
+            "ready for DPO, KTO, ORPO or a reward model.",
+            elem_id="chat-rating-status",
+        )
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
-            temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="temperature", info="0 = always the likeliest")
+            temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="temperature", info="0 = always the likeliest",
+                                    elem_id="chat-temperature")  # fmt: skip
             top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="top-p")
-            max_new = gr.Slider(1, 2048, value=256, step=1, label="max new tokens")
+            max_new = gr.Slider(1, 2048, value=256, step=1, label="max new tokens", elem_id="chat-max-new")
     status = gr.Markdown(elem_id="chat-status")
     return locals()
 
 
 def wire(tab: dict[str, Any]) -> None:
     tab["refresh"].click(lambda: gr.update(choices=adapter_choices()), None, tab["adapter"])
-    tab["side_by_side"].change(lambda on: gr.update(visible=on), tab["side_by_side"], tab["base_bot"])
+    tab["side_by_side"].change(
+        lambda on: (gr.update(visible=on), gr.update(visible=on)), tab["side_by_side"],
+        [tab["base_bot"], tab["rating_row"]],
+    )  # fmt: skip
+    rate_inputs = [tab["tuned_bot"], tab["base_bot"], tab["base"], tab["adapter"]]
+    tab["prefer_tuned"].click(lambda *v: rate(*v, tuned_better=True), rate_inputs, tab["rating_status"])
+    tab["prefer_base"].click(lambda *v: rate(*v, tuned_better=False), rate_inputs, tab["rating_status"])
     inputs = [
         tab["prompt"], tab["tuned_bot"], tab["base_bot"], tab["base"], tab["adapter"], tab["side_by_side"],
         tab["temperature"], tab["top_p"], tab["max_new"],
@@ -92,3 +108,23 @@ def respond(prompt, tuned_history, base_history, base, run_id, side_by_side, tem
         yield "", tuned_history, base_history, f"Done in {time.time() - began:.1f} s"
     except WorkbenchError as err:
         yield "", tuned_history, base_history, f"**{err}**"
+
+
+def rate(tuned_history, base_history, base: str, run_id: str, *, tuned_better: bool) -> str:
+    """Save the last exchange as a preference pair: the better reply chosen, the other rejected.
+
+    The prompt is the conversation as the tuned pane shows it, up to the last question (both panes share it in
+    a one-question exchange; later turns follow the tuned model's own earlier replies).
+    """
+    tuned, other = plain_messages(tuned_history or []), plain_messages(base_history or [])
+    if len(tuned) < 2 or len(other) < 2 or tuned[-1]["role"] != "assistant" or other[-1]["role"] != "assistant":
+        return "**Nothing to rate yet:** send a message in side-by-side mode first."
+    chosen, rejected = (tuned[-1]["content"], other[-1]["content"])
+    if not tuned_better:
+        chosen, rejected = rejected, chosen
+    try:
+        total = ratings.save_rating(tuned[:-1], chosen, rejected, run=run_id or None, base=base)
+    except WorkbenchError as err:
+        return f"**Not saved:** {err}"
+    which = "tuned" if tuned_better else "base"
+    return f"Saved: the {which} reply preferred. **{total}** rated pairs in `{ratings.RATINGS_FILE}` (Data tab)."

@@ -8,8 +8,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from workbench import ratings
 from workbench.config import DatasetSpec
-from workbench.data.inspect import inspect_tokens, preview
+from workbench.data.inspect import KIND_NAMES, inspect_tokens, preview, stages_for
 from workbench.errors import WorkbenchError
 from workbench.models import PRESETS
 from workbench.ui import background
@@ -23,12 +24,25 @@ def sample_files() -> list[str]:
     return sorted(p.name for p in SAMPLES.iterdir() if p.suffix in SUPPORTED)
 
 
+def dataset_choices() -> list[tuple[str, str]]:
+    """The shipped samples, then the datasets made here (ratings from the Chat tab), as (label, path)."""
+    samples = [(f"sample · {name}", str(SAMPLES / name)) for name in sample_files()]
+    collected = [(f"yours · {path.name}", str(path)) for path in ratings.collected_datasets()]
+    return collected + samples
+
+
 def build() -> dict[str, Any]:
     """Render the tab; returns the components other tabs read (the chosen dataset path and its stats)."""
     with gr.Row():
         upload = gr.File(label="Upload a dataset", file_types=SUPPORTED, type="filepath", elem_id="data-upload")
         with gr.Column():
-            sample = gr.Dropdown(sample_files(), value=None, label="…or pick a sample", elem_id="data-sample")
+            sample = gr.Dropdown(
+                dataset_choices(),
+                value=None,
+                label="…or pick a sample or one of yours",
+                info="Yours: preference pairs rated in the Chat tab's side-by-side mode",
+                elem_id="data-sample",
+            )
             path = gr.Textbox(label="Dataset file", interactive=False, elem_id="data-path")
             summary = gr.Markdown(elem_id="data-summary")
     error = gr.Markdown(elem_id="data-error")
@@ -52,12 +66,13 @@ def build() -> dict[str, Any]:
 
 
 def wire(
-    tab: dict[str, Any], model: gr.components.Component, cutoff: gr.components.Component, train_on_prompt
+    tab: dict[str, Any], model: gr.components.Component, cutoff: gr.components.Component, train_on_prompt, shown
 ) -> None:
-    """Inspect whenever the file, the model or the cutoff changes."""
+    """Inspect whenever the file, the model or the cutoff changes; `shown` (the tab) refreshes the datasets."""
     inputs = [tab["path"], model, cutoff, train_on_prompt]
     tab["upload"].upload(lambda f: f, tab["upload"], tab["path"])
-    tab["sample"].change(lambda name: str(SAMPLES / name) if name else "", tab["sample"], tab["path"])
+    tab["sample"].change(lambda path: path or "", tab["sample"], tab["path"])
+    shown.select(lambda: gr.update(choices=dataset_choices()), None, tab["sample"], api_visibility="private")
     tab["path"].change(inspect, inputs, tab["outputs"])
     cutoff.blur(inspect, inputs, tab["outputs"])
 
@@ -70,11 +85,14 @@ def inspect(path: str, model: str, cutoff: float, train_on_prompt: bool):
         return
     spec = DatasetSpec(path=path)
     try:
-        loaded, rows = preview(spec)
+        loaded, kind, rows = preview(spec)
     except WorkbenchError as err:
         yield path, "", f"**Cannot use this file.** {err}", None, None, None, "", {}
         return
-    summary = f"**{Path(path).name}** · format **{loaded.format}** · **{loaded.rows}** rows"
+    summary = (
+        f"**{Path(path).name}** · {KIND_NAMES[kind]} · format **{loaded.format}** · **{loaded.rows}** rows  \n"
+        f"Trains with: **{', '.join(stages_for(kind))}** (pick the stage in the Train tab)"
+    )
     yield path, summary, "", pd.DataFrame(rows), empty, empty, "Counting tokens…", empty
     try:
         result = background.call(inspect_tokens, spec, model, int(cutoff), bool(train_on_prompt))

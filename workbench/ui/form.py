@@ -98,6 +98,11 @@ def _component(section: str, name: str, info: FieldInfo, value: Any, prefix: str
             )
         return FormField(section, name, component, kind)
     kind = "text" if optional else "string"
+    if (info.json_schema_extra or {}).get("pick") == "run":
+        # A run id: picked from the runs there are (the tab fills the choices in), or typed.
+        box = gr.Dropdown([("none", "")], value=value or "", label=label, info=help_text, allow_custom_value=True,
+                          elem_id=elem_id)  # fmt: skip
+        return FormField(section, name, box, kind)
     return FormField(section, name, gr.Textbox(value=value or "", label=label, info=help_text, elem_id=elem_id), kind)
 
 

@@ -121,7 +121,7 @@ def refresh(job_id: str | None, known: list[str]):
     # Re-offering the same choices every second would close the picker while someone is choosing.
     compare_choices = gr.update(choices=[(_short_label(job), job.id) for job in jobs]) if ids != known else gr.update()
     selected = job_id if job_id in ids else None
-    table = pd.DataFrame([_row(job) for job in jobs], columns=["id", "name", "state", "method", "model", "progress"])
+    table = pd.DataFrame([_row(job) for job in jobs], columns=TABLE_COLUMNS)
     if selected is None:
         hidden = gr.update(value=None, visible=False)
         return table, gr.update(choices=choices, value=None), "", None, None, "", hidden, compare_choices, ids
@@ -129,7 +129,8 @@ def refresh(job_id: str | None, known: list[str]):
     loss, lr, stage_metrics = _charts(job)
     log = job.files.log_tail(30)
     selector = gr.update(choices=choices, value=selected)
-    stage_chart = gr.update(value=stage_metrics, visible=stage_metrics is not None)
+    title = f"{stages.get(job.stage).title} metrics" if job.stage in stages.names() else "Stage metrics"
+    stage_chart = gr.update(value=stage_metrics, visible=stage_metrics is not None, title=title)
     return table, selector, _progress(job), loss, lr, log, stage_chart, compare_choices, ids
 
 
@@ -172,6 +173,9 @@ def _figures(label: str, s: RunSummary) -> dict[str, Any]:
     }
 
 
+TABLE_COLUMNS = ["id", "name", "state", "stage", "method", "model", "started from", "progress"]
+
+
 def _row(job: Job) -> dict[str, Any]:
     status = job.files.read_status()
     step, total = status.get("step", 0), status.get("max_steps")
@@ -179,8 +183,10 @@ def _row(job: Job) -> dict[str, Any]:
         "id": job.id,
         "name": job.name or "",
         "state": job.state,
+        "stage": job.stage,
         "method": job.method,
         "model": job.model,
+        "started from": job.parent or "",
         "progress": f"{step}/{total}" if total else "",
     }
 
@@ -188,10 +194,7 @@ def _row(job: Job) -> dict[str, Any]:
 def _charts(job: Job) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
     """Loss (and eval loss), learning rate, and the stage's own metrics (DPO's rewards, ...) by step."""
     records = job.files.read_metrics()
-    try:
-        series = stages.get(job.files.read_config().stage.name).metrics
-    except Exception:  # noqa: BLE001  a run without a readable config still shows its loss
-        series = ()
+    series = stages.get(job.stage).metrics if job.stage in stages.names() else ()
     stage_points = [
         {"step": r["step"], "value": r[key], "series": key}
         for r in records
@@ -229,6 +232,8 @@ def _progress(job: Job) -> str:
         parts.append(f"\n\n**Error:** {job.error}")
     if job.resumable:
         parts.append("\n\nResume continues from the last checkpoint.")
+    if job.parent:
+        parts.append(f"\n\nStarted from run `{job.parent}`")
     if job.state == "finished":
         parts.append(f"\n\nAdapter: `{job.files.adapter}`")
     return " · ".join(parts[:2]) + (" · " + " · ".join(parts[2:]) if parts[2:] else "")

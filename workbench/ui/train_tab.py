@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from workbench import home, methods, models, preflight
+from workbench import home, methods, models, preflight, stages
 from workbench.config import DataConfig, DatasetSpec, TrainConfig, dump_config, load_config, parse_config
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.estimate import estimate
@@ -53,6 +53,13 @@ def build() -> dict[str, Any]:
             info="A bundled model, a local model folder, or a hub id (org/name)",
             elem_id="train-model",
         )
+        stage = gr.Dropdown(
+            [(stages.get(n).title, n) for n in stages.names()],
+            value="sft",
+            label="Stage",
+            info="What to learn, and so what data it needs",
+            elem_id="train-stage",
+        )
         method = gr.Dropdown(
             [(methods.get(n).title, n) for n in methods.names()],
             value="lora",
@@ -61,17 +68,19 @@ def build() -> dict[str, Any]:
         )
         name = gr.Textbox(label="Run name", placeholder="optional", elem_id="train-name")
     with gr.Row():
+        parent = gr.Dropdown(
+            parent_choices(),
+            value="",
+            label="Start from",
+            info="The base model, or a finished run to go on from (SFT → DPO): its adapter keeps training",
+            elem_id="train-parent",
+        )
+        stage_info = gr.Markdown(_stage_info("sft"), elem_id="train-stage-info")
+    stage_fields, stage_groups = _choice_groups("stage", stages, "sft")
+    with gr.Row():
         method_info = gr.Markdown(_method_info("lora"), elem_id="train-method-info")
         method_count = gr.Markdown(elem_id="train-method-params")
-    method_fields: dict[str, list[FormField]] = {}
-    groups = {}
-    for method_name in methods.names():
-        spec = methods.get(method_name)
-        with gr.Group(visible=method_name == "lora") as groups[method_name]:
-            with gr.Row():
-                method_fields[method_name] = build_fields(
-                    "method", spec.params, spec.params(), skip=("name",), id_prefix=f"method-{method_name}"
-                )
+    method_fields, groups = _choice_groups("method", methods, "lora")
     with gr.Row():
         fields = build_fields("train", TrainConfig, train_defaults, names=BASIC_TRAIN)
         fields += build_fields("data", DataConfig, data_defaults, names=BASIC_DATA)
@@ -97,7 +106,12 @@ def build() -> dict[str, Any]:
     return {
         "model": model,
         "method": method,
+        "stage": stage,
+        "parent": parent,
         "name": name,
+        "stage_info": stage_info,
+        "stage_fields": stage_fields,
+        "stage_groups": stage_groups,
         "method_info": method_info,
         "method_count": method_count,
         "method_fields": method_fields,
@@ -117,38 +131,92 @@ def build() -> dict[str, Any]:
     }
 
 
+def _choice_groups(section: str, registry, default: str) -> tuple[dict[str, list[FormField]], dict[str, Any]]:
+    """One group of fields per registered name (methods, stages), only the chosen one visible."""
+    fields: dict[str, list[FormField]] = {}
+    groups = {}
+    for name in registry.names():
+        params = registry.get(name).params
+        with gr.Group(visible=name == default) as groups[name]:
+            with gr.Row():
+                fields[name] = build_fields(section, params, params(), skip=("name",), id_prefix=f"{section}-{name}")
+    return fields, groups
+
+
+def parent_choices() -> list[tuple[str, str]]:
+    """Finished runs a new run can start from (reward models serve as rewards, not as starting points)."""
+    jobs = [job for job in JobStore().list() if job.state == "finished"]
+    runs = []
+    for job in jobs:
+        config = job.files.read_config()
+        if stages.get(config.stage.name).head == "causal_lm" and job.files.artifact_kind() != "bottleneck":
+            runs.append((f"{job.id} · {config.stage.name} · {job.method} · {job.name or ''}".rstrip(" ·"), job.id))
+    return [("the base model", ""), *runs]
+
+
+def reward_run_choices() -> list[tuple[str, str]]:
+    jobs = [job for job in JobStore().list() if job.state == "finished"]
+    runs = [(f"{job.id} · {job.name or job.method}", job.id) for job in jobs
+            if job.files.read_config().stage.name == "reward"]  # fmt: skip
+    return [("none", ""), *runs]
+
+
+# The form's leading values, before the dataset path and the generated fields.
+LEADING = ("model", "stage", "method", "name", "parent")
+
+
 def all_fields(tab: dict[str, Any]) -> list[FormField]:
-    return tab["fields"] + [f for fs in tab["method_fields"].values() for f in fs]
+    return (
+        tab["fields"]
+        + [f for fs in tab["stage_fields"].values() for f in fs]
+        + [f for fs in tab["method_fields"].values() for f in fs]
+    )
 
 
 def raw_config(tab: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     """The form's values as a raw config dict (not yet validated)."""
-    model, method, name, dataset, *rest = values
+    model, stage, method, name, parent, dataset, *rest = values
     fields = all_fields(tab)
-    chosen = tab["method_fields"].get(method, [])
-    # Methods share field names (init, r): take the method section from the chosen method's fields only.
-    pairs = [(f, v) for f, v in zip(fields, rest, strict=True) if f.section != "method" or f in chosen]
+    chosen = tab["stage_fields"].get(stage, []) + tab["method_fields"].get(method, [])
+    # Methods (and stages) share field names (init, beta): take their sections from the chosen one's fields only.
+    pairs = [(f, v) for f, v in zip(fields, rest, strict=True) if f.section not in ("method", "stage") or f in chosen]
     sections = collect([f for f, _ in pairs], [v for _, v in pairs])
     data = sections["data"] | {"datasets": [{"path": dataset}] if dataset else []}
     return {
         "name": name or None,
-        "model": {"name_or_path": model},
+        "model": {"name_or_path": model, "parent_run": parent or None},
         "data": data,
+        "stage": {"name": stage, **sections.get("stage", {})},
         "method": {"name": method, **sections.get("method", {})},
         "train": sections["train"],
     }
 
 
-def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector) -> None:
+def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, shown) -> None:
+    """`shown`: the Train tab itself, whose selection refreshes the runs one can start from or score with."""
     fields = all_fields(tab)
-    inputs = [tab["model"], tab["method"], tab["name"], dataset_path, *[f.component for f in fields]]
-    method_names = methods.names()
+    run_pickers = [f.component for f in fields if f.section == "stage" and f.name == "reward_model_run"]
+
+    def refresh_runs():
+        rewards = reward_run_choices()
+        return [gr.update(choices=parent_choices())] + [gr.update(choices=rewards)] * len(run_pickers)
+
+    shown.select(refresh_runs, None, [tab["parent"], *run_pickers], api_visibility="private")
+    leading = [tab[name] for name in LEADING]
+    inputs = [*leading, dataset_path, *[f.component for f in fields]]
+    method_names, stage_names = methods.names(), stages.names()
 
     def show_method(method: str):
         return [gr.update(visible=n == method) for n in method_names] + [_method_info(method)]
 
     method_outputs = [*(tab["groups"][n] for n in method_names), tab["method_info"]]
-    tab["method"].change(show_method, tab["method"], method_outputs)
+    tab["method"].change(show_method, tab["method"], method_outputs, api_visibility="private")
+
+    def show_stage(stage: str):
+        return [gr.update(visible=n == stage) for n in stage_names] + [_stage_info(stage)]
+
+    stage_outputs = [*(tab["stage_groups"][n] for n in stage_names), tab["stage_info"]]
+    tab["stage"].change(show_stage, tab["stage"], stage_outputs, api_visibility="private")
 
     def preview(*values):
         *form, stats, preset = values
@@ -208,20 +276,22 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector) ->
         try:
             config = load_config(preset_paths()[preset])
         except (KeyError, ConfigError) as err:
-            return [f"**Cannot load preset:** {err}"] + [gr.update()] * (len(fields) + 4)
+            return [f"**Cannot load preset:** {err}"] + [gr.update()] * (len(fields) + len(LEADING) + 1)
         dump = config.model_dump()
-        chosen = tab["method_fields"][config.method.name]
+        chosen = tab["stage_fields"][config.stage.name] + tab["method_fields"][config.method.name]
         values = [
-            component_value(f, dump[f.section][f.name]) if f.section != "method" or f in chosen else gr.update()
+            component_value(f, dump[f.section][f.name])
+            if f.section not in ("method", "stage") or f in chosen
+            else gr.update()
             for f in fields
         ]
         path = config.data.datasets[0].path
-        return ["", config.model.name_or_path, config.method.name, config.name or "", path, *values]
+        leading = [config.model.name_or_path, config.stage.name, config.method.name, config.name or "", ""]
+        return ["", *leading, path, *values]
 
     tab["load"].click(
-        load_preset, tab["preset"], [tab["errors"], tab["model"], tab["method"], tab["name"], dataset_path]
-        + [f.component for f in fields]
-    )  # fmt: skip
+        load_preset, tab["preset"], [tab["errors"], *leading, dataset_path, *[f.component for f in fields]]
+    )
 
     def save_preset(preset_name: str, *values):
         raw = raw_config(tab, list(values))
@@ -276,6 +346,19 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _yaml_value(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _stage_info(name: str) -> str:
+    spec = stages.get(name)
+    return f"**{spec.title}**: {spec.description} _Data: {DATA_NEEDS[spec.data]}._"
+
+
+DATA_NEEDS = {
+    "conversations": "conversations (alpaca, sharegpt or OpenAI messages)",
+    "pairs": "preference pairs (prompt, chosen, rejected)",
+    "labeled": "replies with a true/false label, or preference pairs",
+    "prompts": "prompts (a prompt column, with an answer column for answer rewards), or conversations",
+}
 
 
 def _method_info(name: str) -> str:
