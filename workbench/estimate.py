@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from workbench import methods, stages
 from workbench.config import RunConfig
 from workbench.estimation.architecture import Architecture, read_architecture, trainable_parameters
 from workbench.estimation.calibration import (
@@ -27,6 +28,7 @@ from workbench.estimation.calibration import (
 )
 from workbench.estimation.costs import (
     activation_bytes_per_token_layer,
+    forward_flops,
     lm_head_bytes,
     step_flops,
     trains_base_weights,
@@ -138,14 +140,20 @@ def estimate(
     )
 
     length = min(mean_tokens_per_example, d.cutoff_len)
-    # Packed rows are cutoff_len tokens of several examples; attention still stays within each example.
-    tokens = t.per_device_train_batch_size * (d.cutoff_len if d.packing else length)
+    # Packed rows are cutoff_len tokens of several examples; attention still stays within each example. A
+    # preference pair trains on two sequences (prompt + chosen, prompt + rejected).
+    stage = stages.get(config.stage.name)
+    tokens = t.per_device_train_batch_size * (d.cutoff_len if d.packing else length) * stage.sequences
     plan = _Plan(device, precision, checkpointing, length, tokens)
     memory = _memory_mb(config, arch, trainable, plan)
+    reference_forwards = _reference_forwards(config)
+    if reference_forwards and methods.get(config.method.name).build_peft_config is None:
+        memory["reference"] = memory["weights"]  # no adapter to switch off: a frozen copy of the model
     peak = sum(memory.values())
 
     rate = _flops_per_second(calibration or calibrate(device), plan, t.threads)
     flops = step_flops(arch, config.method, tokens, tokens / length, checkpointing, trainable)
+    flops += reference_forwards * forward_flops(arch, tokens, tokens / length)
     seconds_per_step = t.gradient_accumulation_steps * flops / rate + STEP_OVERHEAD_SECONDS
 
     steps = _total_steps(config, dataset_rows, length)
@@ -171,6 +179,14 @@ def estimate(
         verdict=verdict,
         advice=_advice(config, verdict, memory, available_memory_mb, plan, mean_tokens_per_example),
     )
+
+
+def _reference_forwards(config: RunConfig) -> int:
+    """Gradient-free forward passes per trained sequence; online RL needs its reference only for a KL term."""
+    stage = stages.get(config.stage.name)
+    if stage.samples and getattr(config.stage, "beta", 0) == 0:
+        return 0
+    return stage.reference_forwards
 
 
 def verdict_for(peak_memory_mb: float, available_memory_mb: float) -> Verdict:
@@ -264,5 +280,10 @@ def _advice(
         advice.append(
             f"The mean example ({mean_length:,.0f} tokens) is longer than data.cutoff_len ({d.cutoff_len}): most "
             "examples will be cut; raise data.cutoff_len if their endings matter."
+        )
+    if stages.get(config.stage.name).samples:
+        advice.append(
+            f"Time per step leaves out sampling: {config.stage.num_generations} replies of up to "
+            f"{config.stage.max_completion_length} tokens per prompt are generated token by token first."
         )
     return "\n".join(advice)

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +20,11 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from tests.conftest import PRESETS, kill_workers
 from workbench import launcher, stages
+from workbench.adapters import bottleneck
+from workbench.chat import ChatEngine
 from workbench.config import load_config
+from workbench.errors import ModelLoadError
+from workbench.export import merge_adapter
 from workbench.jobs import JobStore
 from workbench.submission import freeze
 
@@ -63,6 +68,20 @@ CASES = {
     "reward": ("reward", "pairs", []),
     "grpo": ("grpo", "prompts", [*ONLINE, "stage.rewards=[exact_match,format,length]", "stage.format_regex=.*"]),
     "rloo": ("rloo", "prompts", [*ONLINE, "stage.rewards=[contains_answer]"]),
+    # Stages with methods whose paths differ: a frozen reference copy (full, bottleneck), a 4-bit base, virtual
+    # tokens, a whole reward model.
+    "dpo-full": ("dpo", "pairs", ["method.name=full"]),
+    "kto-qlora": ("kto", "pairs", ["method.name=qlora"]),
+    "orpo-prefix": ("orpo", "pairs", ["method.name=prefix", "method.num_virtual_tokens=4"]),
+    "simpo-ia3": ("simpo", "pairs", ["method.name=ia3"]),
+    "reward-full": ("reward", "pairs", ["method.name=full"]),
+    "reward-qlora": ("reward", "pairs", ["method.name=qlora"]),
+    "grpo-full": ("grpo", "prompts", [*ONLINE, "stage.rewards=[length]", "method.name=full"]),
+    "rloo-bottleneck": (
+        "rloo",
+        "prompts",
+        [*ONLINE, "stage.rewards=[length]", "method.name=bottleneck", "method.size=8"],
+    ),
 }
 
 
@@ -119,12 +138,14 @@ def runs(shared_home, tiny_model, data):
             for case, (stage, kind, settings) in CASES.items()
         }
         done = wait(store, jobs)
-        assert done["sft"].state == "finished" and done["reward"].state == "finished"
+        assert all(done[case].state == "finished" for case in ("sft", "reward", "dpo-full"))
         chained = {
             # A tiny learning rate: the chained adapter must still be the SFT adapter, barely moved.
             "dpo-after-sft": submit(store, tiny_model, data["pairs"], "stage.name=dpo",
                                     f"model.parent_run={done['sft'].id}", "method.r=4",
                                     "train.learning_rate=1e-7"),
+            "kto-after-full": submit(store, tiny_model, data["pairs"], "stage.name=kto",
+                                     f"model.parent_run={done['dpo-full'].id}"),
             "grpo-with-reward-model": submit(store, tiny_model, data["prompts"], "stage.name=grpo", *ONLINE,
                                              "stage.rewards=[]", f"stage.reward_model_run={done['reward'].id}"),
         }  # fmt: skip
@@ -137,7 +158,10 @@ def stage_metrics(job) -> list[dict]:
     return [r for r in job.files.read_metrics() if "loss" in r]
 
 
-@pytest.mark.parametrize("case", [*CASES, "dpo-after-sft", "grpo-with-reward-model"])
+CHAINED = ["dpo-after-sft", "kto-after-full", "grpo-with-reward-model"]
+
+
+@pytest.mark.parametrize("case", [*CASES, *CHAINED])
 def test_stage_trains_logs_its_metrics_and_the_adapter_loads_with_peft(case, runs, tiny_model):
     job = runs[case]
     assert job.state == "finished", f"{case}: {job.files.read_status().get('error')}\n{job.files.log_tail()}"
@@ -154,15 +178,30 @@ def test_stage_trains_logs_its_metrics_and_the_adapter_loads_with_peft(case, run
         [{"role": "user", "content": "What is 2 plus 2?"}, {"role": "assistant", "content": "4"}],
         return_tensors="pt", return_dict=True,
     )  # fmt: skip
+    model = load_artifact(job, spec.head, tiny_model)
     if spec.head == "reward":
-        base = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=1)
-        model = PeftModel.from_pretrained(base, job.files.adapter).eval()
         score = model(**ids).logits
         assert score.shape == (1, 1) and torch.isfinite(score).all()
     else:
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), job.files.adapter)
         out = model.generate(**ids, max_new_tokens=3, do_sample=False)
         assert out.shape[1] == ids["input_ids"].shape[1] + 3
+
+
+def load_artifact(job, head: str, tiny_model):
+    """The run's result as a user loads it: PEFT adapters with plain PEFT, whole models with transformers."""
+    auto = AutoModelForSequenceClassification if head == "reward" else AutoModelForCausalLM
+    kwargs = {"num_labels": 1} if head == "reward" else {}
+    kind = job.files.artifact_kind()
+    if kind == "model":
+        return auto.from_pretrained(job.files.adapter, **kwargs).eval()
+    parent = job.files.read_config().model.parent_run
+    if parent is not None and JobStore().get(parent).files.artifact_kind() == "model":
+        tiny_model = JobStore().get(parent).files.adapter  # the adapter belongs on the model its parent saved
+    base = auto.from_pretrained(tiny_model, **kwargs)
+    if kind == "bottleneck":
+        bottleneck.load(base, job.files.adapter)
+        return base.eval()
+    return PeftModel.from_pretrained(base, job.files.adapter).eval()
 
 
 def test_a_chained_run_continues_the_parent_adapter(runs):
@@ -192,3 +231,22 @@ def test_online_rewards_are_each_logged(runs):
     assert {"rewards/exact_match/mean", "rewards/format/mean", "rewards/length/mean"} <= keys
     # format_regex=.* matches every reply.
     assert all(r["rewards/format/mean"] == 1.0 for r in stage_metrics(runs["grpo"]))
+
+
+def test_a_run_can_start_from_a_whole_model_run(runs):
+    parent, child = runs["dpo-full"], runs["kto-after-full"]
+    assert child.parent == parent.id and child.files.artifact_kind() == "peft"
+    engine = ChatEngine.for_run(child.files)
+    assert Path(engine.ref.path) == parent.files.adapter  # base answers come from the model it started from
+    assert engine.reply([{"role": "user", "content": "Hi"}], max_new_tokens=2) is not None
+
+
+def test_a_reward_model_merges_into_a_scoring_model_and_is_not_offered_for_chat(runs, tiny_model, tmp_path):
+    job = runs["reward"]
+    with pytest.raises(ModelLoadError, match="reward model"):
+        ChatEngine.for_run(job.files)
+    merged = AutoModelForSequenceClassification.from_pretrained(merge_adapter(job.files, tmp_path / "merged"))
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "merged")
+    ids = tokenizer("Blue.", return_tensors="pt")
+    unmerged = load_artifact(job, "reward", tiny_model)
+    torch.testing.assert_close(merged.eval()(**ids).logits, unmerged(**ids).logits, atol=1e-4, rtol=1e-4)

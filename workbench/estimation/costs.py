@@ -107,3 +107,13 @@ def lm_head_bytes(arch: Architecture, tokens: float, dtype_bytes: int) -> float:
     """Peak bytes of the tiled LM head's buffers for a micro-batch of `tokens`."""
     rows = min(tokens, LM_HEAD_TILE_TOKENS)
     return LM_HEAD_TILE_COPIES * rows * min(arch.vocab_size, LM_HEAD_TILE_VOCAB) * dtype_bytes
+
+
+def forward_flops(arch: Architecture, tokens: float, examples: float) -> float:
+    """FLOPs of one gradient-free forward pass (a reference model's): 2 per weight per token, and attention's
+    forward (2 * L^2 * q_dim per layer with the causal mask)."""
+    length = tokens / max(examples, 1e-9)
+    layers = arch.num_layers * arch.layer_linear_params
+    return (
+        tokens * 2.0 * (layers + arch.lm_head_params) + examples * 2.0 * length * length * arch.q_dim * arch.num_layers
+    )

@@ -85,5 +85,7 @@ register(
         data="pairs",
         build_trainer=build_trainer,
         metrics=("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"),
+        sequences=2,
+        reference_forwards=1,
     )
 )

@@ -89,6 +89,8 @@ register(
         data="prompts",
         build_trainer=build_trainer,
         metrics=ONLINE_METRICS,
+        reference_forwards=1,
+        samples=True,
         check=rewards.check_online,
         check_data=rewards.check_answers,
     )

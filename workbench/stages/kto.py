@@ -68,5 +68,7 @@ register(
         data="labeled",
         build_trainer=build_trainer,
         metrics=("rewards/chosen", "rewards/rejected", "rewards/margins", "kl"),
+        # The reference reads the reply and a mismatched one (the KL estimate), which the policy also reads.
+        reference_forwards=3,
     )
 )

@@ -53,5 +53,6 @@ register(
         data="pairs",
         build_trainer=build_trainer,
         metrics=("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "log_odds_ratio"),
+        sequences=2,
     )
 )

@@ -42,6 +42,9 @@ class TrainerParts:
 class StageSpec:
     """A registered stage: its parameters, the data it needs and `build_trainer(params, parts)`.
 
+    `sequences` is how many sequences the model trains on per example (a pair is two); `reference_forwards` how
+    many gradient-free forward passes per trained sequence a reference model (or a KL batch) adds; `samples`
+    whether the model writes its own replies first (online RL). The pre-flight estimate reads them.
     `padding_free` says whether the stage can train on padding-free batches (then per-example attention is used);
     `metrics` are the logged keys worth a chart of their own beside the loss. `check(config)` lists what stops a run
     config from training this stage (a method that cannot, settings that do not fit together, a missing run it
@@ -58,6 +61,9 @@ class StageSpec:
     padding_free: bool = False
     metrics: tuple[str, ...] = ()
     head: Head = "causal_lm"
+    sequences: int = 1
+    reference_forwards: int = 0
+    samples: bool = False
     check: Callable[[Any], list[str]] | None = None
     check_data: Callable[[Any, list[Any]], str | None] | None = None
 

@@ -41,7 +41,7 @@ def build_trainer(params: RewardParams, parts: TrainerParts) -> Any:
     if peft_config is not None:
         # Methods build their PEFT config for causal LMs; a sequence classifier also trains (and saves) its head.
         peft_config.task_type = "SEQ_CLS"
-    return RewardTrainer(
+    trainer = RewardTrainer(
         model=parts.model,
         args=args,
         train_dataset=parts.train_set,
@@ -50,6 +50,18 @@ def build_trainer(params: RewardParams, parts: TrainerParts) -> Any:
         peft_config=peft_config,
         callbacks=parts.callbacks,
     )
+    _score_head_in_compute_dtype(trainer.model)
+    return trainer
+
+
+def _score_head_in_compute_dtype(model: Any) -> None:
+    """On a quantized base TRL turns every trainable weight to bf16 (as QLoRA's paper does for LoRA weights);
+    LoRA layers cast their inputs, but the score head is a plain linear layer that meets hidden states in the
+    compute dtype: give it that dtype back."""
+    dtype = model.get_input_embeddings().weight.dtype
+    for name, param in model.named_parameters():
+        if param.requires_grad and "modules_to_save" in name and param.dtype != dtype:
+            param.data = param.data.to(dtype)
 
 
 def check(config: Any) -> list[str]:
@@ -94,6 +106,7 @@ register(
         build_trainer=build_trainer,
         metrics=("accuracy", "margin"),
         head="reward",
+        sequences=2,
         check=check,
     )
 )

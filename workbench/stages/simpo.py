@@ -63,5 +63,6 @@ register(
         data="pairs",
         build_trainer=build_trainer,
         metrics=("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"),
+        sequences=2,
     )
 )
