@@ -50,8 +50,21 @@ HEADLINE = {
     "reward": "accuracy",
     "grpo": "reward",
     "rloo": "reward",
+    "online_dpo": "objective/scores",
 }
-ONLINE = {"num_generations": 4, "max_completion_length": 16, "rewards": ["exact_match", "length"], "target_length": 4}
+ONLINE = {
+    "num_generations": 4,
+    "max_completion_length": 16,
+    "rewards": ["contains_answer", "length"],
+    "target_length": 8,
+}
+
+
+def _online_settings(spec) -> dict:
+    """Short replies and rewards that can fire on arithmetic, for the stages that sample replies."""
+    if not spec.samples:
+        return {}
+    return ONLINE | ({"num_generations": 4} if "num_generations" in spec.params.model_fields else {})
 
 
 def run_stage(name: str, args: argparse.Namespace, work: Path, model_dir: str) -> dict:
@@ -64,7 +77,7 @@ def run_stage(name: str, args: argparse.Namespace, work: Path, model_dir: str) -
             "name": f"bench {name}",
             "model": {"name_or_path": "smollm2-135m-instruct"},
             "data": {"datasets": [dataset], "cutoff_len": args.cutoff},
-            "stage": {"name": name, **(ONLINE if spec.samples else {})},
+            "stage": {"name": name, **_online_settings(spec)},
             "method": {"name": "lora", "r": 8, "alpha": 16, "target_modules": "all-linear"},
             "train": {
                 "max_steps": args.steps,
@@ -90,6 +103,7 @@ def run_stage(name: str, args: argparse.Namespace, work: Path, model_dir: str) -
     summary = summarize(files)
     logged = [r for r in files.read_metrics() if "loss" in r]
     key = HEADLINE.get(name)
+    with_key = [r for r in logged if r.get(key) is not None]  # KTO logs margins only for batches with both kinds
     return {
         "stage": name,
         "title": spec.title,
@@ -97,8 +111,8 @@ def run_stage(name: str, args: argparse.Namespace, work: Path, model_dir: str) -
         "estimated_memory_mb": predicted.peak_memory_mb,
         "estimated_seconds_per_step": predicted.seconds_per_step,
         "metric": key,
-        "metric_first": logged[0].get(key) if key else None,
-        "metric_last": logged[-1].get(key) if key else None,
+        "metric_first": with_key[0][key] if with_key else None,
+        "metric_last": with_key[-1][key] if with_key else None,
     }
 
 
@@ -111,13 +125,17 @@ def table(rows: list[dict]) -> str:
         if "error" in r:
             lines.append(f"| {r['stage']} | failed: {r['error'].splitlines()[-1][:80]} ||||")
             continue
-        metric = f"{r['metric']} {r['metric_first']:.3f} → {r['metric_last']:.3f}" if r["metric"] else ""
+        metric = f"{r['metric']} {_number(r['metric_first'])} → {_number(r['metric_last'])}" if r["metric"] else ""
         lines.append(
             f"| {r['title']} | {r['peak_memory_mb']:,.0f} MiB ({r['estimated_memory_mb']:,.0f}) "
             f"| {r['seconds_per_step']:.2f} ({r['estimated_seconds_per_step']:.2f}) "
             f"| {r['first_loss']:.3f} → {r['final_loss']:.3f} | {metric} |"
         )
     return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def main() -> None:

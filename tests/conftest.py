@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,18 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("WORKBENCH_HOME", str(path))
     yield path
     kill_workers(path)
+
+
+def wait_for_jobs(store, jobs: dict, seconds: float = 900) -> dict:
+    """Poll the job store until every job in {name: job} has ended; returns {name: job} as they ended."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        store.reconcile()
+        current = {name: store.get(job.id) for name, job in jobs.items()}
+        if all(job.state in ("finished", "failed", "stopped") for job in current.values()):
+            return current
+        time.sleep(0.5)
+    raise AssertionError({name: job.state for name, job in current.items()})
 
 
 def kill_workers(home: Path) -> None:

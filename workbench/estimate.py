@@ -154,6 +154,8 @@ def estimate(
     rate = _flops_per_second(calibration or calibrate(device), plan, t.threads)
     flops = step_flops(arch, config.method, tokens, tokens / length, checkpointing, trainable)
     flops += reference_forwards * forward_flops(arch, tokens, tokens / length)
+    if stage.head == "reward":  # one score per sequence instead of the vocabulary: no LM head to run
+        flops -= 6.0 * arch.lm_head_params * tokens
     seconds_per_step = t.gradient_accumulation_steps * flops / rate + STEP_OVERHEAD_SECONDS
 
     steps = _total_steps(config, dataset_rows, length)
@@ -202,13 +204,14 @@ def _memory_mb(config: RunConfig, arch: Architecture, trainable: int, plan: _Pla
     dtype_bytes = 4 if plan.precision == "fp32" else 2
     states = _OPTIMIZER_STATES.get(config.train.optim, 2)
     per_token_layer = activation_bytes_per_token_layer(arch, config.method, dtype_bytes, plan.checkpointing)
+    reward_head = stages.get(config.stage.name).head == "reward"
     layers = plan.tokens * arch.num_layers * per_token_layer * ACTIVATION_OVERHEAD[plan.device]
     return {
         "runtime": CPU_RUNTIME_MB if plan.device == "cpu" else GPU_RUNTIME_MB,
         "weights": _weight_bytes(config, arch, dtype_bytes) / MIB,
         # fp32 gradients and optimizer state, and the weights too where they are new (not the model's own)
         "adapter": trainable * 4 * (states + (1 if trains_base_weights(config.method) else 2)) / MIB,
-        "activations": (layers + lm_head_bytes(arch, plan.tokens, dtype_bytes)) / MIB,
+        "activations": (layers + (0 if reward_head else lm_head_bytes(arch, plan.tokens, dtype_bytes))) / MIB,
     }
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import PRESETS, kill_workers
+from tests.conftest import PRESETS, kill_workers, wait_for_jobs
 from workbench import launcher, methods
 from workbench.chat import ChatEngine
 from workbench.config import load_config
@@ -93,14 +92,7 @@ def runs(shared_home, tiny_model):
             ]
             config = freeze(load_config(PRESETS / "sft-lora-identity.yaml", overrides))
             jobs[case] = store.submit(config)
-        deadline = time.time() + 900
-        while time.time() < deadline:
-            store.reconcile()
-            current = {name: store.get(job.id) for name, job in jobs.items()}
-            if all(job.state in ("finished", "failed", "stopped") for job in current.values()):
-                return current
-            time.sleep(0.5)
-        raise AssertionError({name: job.state for name, job in current.items()})
+        return wait_for_jobs(store, jobs)
     finally:
         del os.environ["WORKBENCH_HOME"]
 

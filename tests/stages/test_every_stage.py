@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from tests.conftest import PRESETS, kill_workers
+from tests.conftest import PRESETS, kill_workers, wait_for_jobs
 from workbench import launcher, stages
 from workbench.adapters import bottleneck
 from workbench.chat import ChatEngine
@@ -68,6 +67,7 @@ CASES = {
     "reward": ("reward", "pairs", []),
     "grpo": ("grpo", "prompts", [*ONLINE, "stage.rewards=[exact_match,format,length]", "stage.format_regex=.*"]),
     "rloo": ("rloo", "prompts", [*ONLINE, "stage.rewards=[contains_answer]"]),
+    "online-dpo": ("online_dpo", "prompts", ["stage.max_completion_length=8", "stage.rewards=[exact_match,length]"]),
     # Stages with methods whose paths differ: a frozen reference copy (full, bottleneck), a 4-bit base, virtual
     # tokens, a whole reward model.
     "dpo-full": ("dpo", "pairs", ["method.name=full"]),
@@ -115,17 +115,6 @@ def submit(store, tiny_model, data_path, *settings):
     return store.submit(freeze(load_config(PRESETS / "sft-lora-identity.yaml", overrides)))
 
 
-def wait(store, jobs):
-    deadline = time.time() + 900
-    while time.time() < deadline:
-        store.reconcile()
-        current = {name: store.get(job.id) for name, job in jobs.items()}
-        if all(job.state in ("finished", "failed", "stopped") for job in current.values()):
-            return current
-        time.sleep(0.5)
-    raise AssertionError({name: job.state for name, job in current.items()})
-
-
 @pytest.fixture(scope="module")
 def runs(shared_home, tiny_model, data):
     """Every case, then the chained runs that need the first ones finished. Returns {case: job}."""
@@ -137,7 +126,7 @@ def runs(shared_home, tiny_model, data):
             case: submit(store, tiny_model, data.get(kind), f"stage.name={stage}", *settings)
             for case, (stage, kind, settings) in CASES.items()
         }
-        done = wait(store, jobs)
+        done = wait_for_jobs(store, jobs)
         assert all(done[case].state == "finished" for case in ("sft", "reward", "dpo-full"))
         chained = {
             # A tiny learning rate: the chained adapter must still be the SFT adapter, barely moved.
@@ -149,7 +138,7 @@ def runs(shared_home, tiny_model, data):
             "grpo-with-reward-model": submit(store, tiny_model, data["prompts"], "stage.name=grpo", *ONLINE,
                                              "stage.rewards=[]", f"stage.reward_model_run={done['reward'].id}"),
         }  # fmt: skip
-        return done | wait(store, chained)
+        return done | wait_for_jobs(store, chained)
     finally:
         del os.environ["WORKBENCH_HOME"]
 

@@ -35,6 +35,7 @@ WRONG = {
     "kto": (lambda _: IDENTITY, ["field 'label'", "true: a desirable reply", "or preference pairs"]),
     "grpo": (lambda tmp: write(tmp, [{"question": "2+2?"}]), ["field 'prompt'", "row 1 has: question"]),
     "rloo": (pairs, ["preference data", "RL stages need prompts"]),
+    "online_dpo": (lambda tmp: write(tmp, [{"prompt": ["not", "messages"]}]), ["field 'prompt[0]'"]),
 }
 
 

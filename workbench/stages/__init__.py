@@ -13,5 +13,6 @@ from workbench.stages import simpo  # noqa: E402, F401  isort: skip
 from workbench.stages import reward  # noqa: E402, F401  isort: skip
 from workbench.stages import grpo  # noqa: E402, F401  isort: skip
 from workbench.stages import rloo  # noqa: E402, F401  isort: skip
+from workbench.stages import online_dpo  # noqa: E402, F401  isort: skip
 
 __all__ = ["StageSpec", "TrainerParts", "get", "names", "params_types", "register"]

@@ -6,15 +6,13 @@ loaded; other methods get a frozen copy (reference.py).
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.stages.prompt_fit import check_prompts_fit
 from workbench.stages.reference import reference_for
 from workbench.stages.registry import StageSpec, TrainerParts, register
-
-log = logging.getLogger(__name__)
 
 
 class DpoParams(BaseModel):
@@ -37,42 +35,17 @@ class DpoParams(BaseModel):
 def build_trainer(params: DpoParams, parts: TrainerParts) -> Any:
     from trl import DPOConfig, DPOTrainer
 
-    from workbench.training.arguments import common_arguments
-
     args = DPOConfig(
-        **common_arguments(parts.config, parts.hardware, parts.output_dir, has_eval=parts.eval_set is not None),
-        beta=params.beta,
-        loss_type=[params.loss_type],
-        label_smoothing=params.label_smoothing,
-        max_length=parts.config.data.cutoff_len,
+        **parts.arguments(
+            beta=params.beta,
+            loss_type=[params.loss_type],
+            label_smoothing=params.label_smoothing,
+            max_length=parts.config.data.cutoff_len,
+        )
     )
-    trainer = DPOTrainer(
-        model=parts.model,
-        ref_model=reference_for(parts),
-        args=args,
-        train_dataset=parts.train_set,
-        eval_dataset=parts.eval_set,
-        processing_class=parts.tokenizer,
-        peft_config=parts.peft_config,
-        callbacks=parts.callbacks,
-    )
+    trainer = DPOTrainer(ref_model=reference_for(parts), args=args, **parts.trainer_inputs())
     check_prompts_fit(len(parts.train_set), len(trainer.train_dataset), parts.config.data.cutoff_len)
     return trainer
-
-
-def check_prompts_fit(before: int, after: int, cutoff: int) -> None:
-    """TRL drops rows whose prompt alone fills max_length; say so, and refuse a run left with nothing."""
-    if after == 0:
-        from workbench.errors import DataError
-
-        raise DataError(
-            f"every one of the {before} rows has a prompt of at least data.cutoff_len={cutoff} tokens (with the "
-            "chat template), leaving no room for a reply: raise data.cutoff_len",
-            field="data.cutoff_len",
-        )
-    if after < before:
-        log.warning("%d of %d rows dropped: their prompts fill data.cutoff_len=%d tokens", before - after, before,
-                    cutoff)  # fmt: skip
 
 
 register(

@@ -13,7 +13,8 @@ from workbench.stages import rewards
 from workbench.stages.reference import needs_copy
 from workbench.stages.registry import StageSpec, TrainerParts, register
 
-ONLINE_METRICS = ("reward", "reward_std", "kl", "completions/mean_length")
+# Reply length is logged too, but in tokens it would flatten the rewards on a shared axis.
+ONLINE_METRICS = ("reward", "reward_std", "kl")
 
 
 class GrpoParams(rewards.OnlineParams):
@@ -25,36 +26,18 @@ class GrpoParams(rewards.OnlineParams):
 
 def online_arguments(params: rewards.OnlineParams, parts: TrainerParts) -> dict[str, Any]:
     """Arguments GRPO and RLOO share."""
-    from workbench.training.arguments import common_arguments
-
-    return {
-        **common_arguments(parts.config, parts.hardware, parts.output_dir, has_eval=parts.eval_set is not None),
-        "num_generations": params.num_generations,
-        "max_completion_length": params.max_completion_length,
-        "temperature": params.temperature,
-        "beta": params.beta,
-        "log_completions": False,  # it prints tables to the log; the metrics say enough
-    }
+    return parts.arguments(
+        num_generations=params.num_generations,
+        max_completion_length=params.max_completion_length,
+        temperature=params.temperature,
+        beta=params.beta,
+        log_completions=False,  # it prints tables to the log; the metrics say enough
+    )
 
 
 def online_trainer_kwargs(params: rewards.OnlineParams, parts: TrainerParts) -> dict[str, Any]:
     """The reward functions (and reward model) and the data, as GRPOTrainer and RLOOTrainer take them."""
-    functions: list[Any] = rewards.reward_functions(params)
-    processing: list[Any] = [None] * len(functions)
-    if params.reward_model_run:
-        model, tokenizer = rewards.reward_model(params.reward_model_run, parts.model.dtype)
-        functions.append(model)
-        processing.append(tokenizer)
-    return {
-        "model": parts.model,
-        "reward_funcs": functions,
-        "reward_processing_classes": processing,
-        "train_dataset": parts.train_set,
-        "eval_dataset": parts.eval_set,
-        "processing_class": parts.tokenizer,
-        "peft_config": parts.peft_config,
-        "callbacks": parts.callbacks,
-    }
+    return {**rewards.reward_inputs(params, parts.model.dtype), **parts.trainer_inputs()}
 
 
 @contextmanager

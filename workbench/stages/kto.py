@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workbench.stages.dpo import check_prompts_fit
+from workbench.stages.prompt_fit import check_prompts_fit
 from workbench.stages.reference import reference_for
 from workbench.stages.registry import StageSpec, TrainerParts, register
 
@@ -34,26 +34,16 @@ class KtoParams(BaseModel):
 def build_trainer(params: KtoParams, parts: TrainerParts) -> Any:
     from trl import KTOConfig, KTOTrainer
 
-    from workbench.training.arguments import common_arguments
-
     args = KTOConfig(
-        **common_arguments(parts.config, parts.hardware, parts.output_dir, has_eval=parts.eval_set is not None),
-        beta=params.beta,
-        loss_type=params.loss_type,
-        desirable_weight=params.desirable_weight,
-        undesirable_weight=params.undesirable_weight,
-        max_length=parts.config.data.cutoff_len,
+        **parts.arguments(
+            beta=params.beta,
+            loss_type=params.loss_type,
+            desirable_weight=params.desirable_weight,
+            undesirable_weight=params.undesirable_weight,
+            max_length=parts.config.data.cutoff_len,
+        )
     )
-    trainer = KTOTrainer(
-        model=parts.model,
-        ref_model=reference_for(parts),
-        args=args,
-        train_dataset=parts.train_set,
-        eval_dataset=parts.eval_set,
-        processing_class=parts.tokenizer,
-        peft_config=parts.peft_config,
-        callbacks=parts.callbacks,
-    )
+    trainer = KTOTrainer(ref_model=reference_for(parts), args=args, **parts.trainer_inputs())
     check_prompts_fit(len(parts.train_set), len(trainer.train_dataset), parts.config.data.cutoff_len)
     return trainer
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.stages.prompt_fit import drop_prompts_that_fill
 from workbench.stages.registry import StageSpec, TrainerParts, register
 
 
@@ -25,22 +26,9 @@ def build_trainer(params: OrpoParams, parts: TrainerParts) -> Any:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # the experimental status is stated here, once
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    from workbench.training.arguments import common_arguments
-
-    args = ORPOConfig(
-        **common_arguments(parts.config, parts.hardware, parts.output_dir, has_eval=parts.eval_set is not None),
-        beta=params.beta,
-        max_length=parts.config.data.cutoff_len,
-    )
-    return ORPOTrainer(
-        model=parts.model,
-        args=args,
-        train_dataset=parts.train_set,
-        eval_dataset=parts.eval_set,
-        processing_class=parts.tokenizer,
-        peft_config=parts.peft_config,
-        callbacks=parts.callbacks,
-    )
+    parts = drop_prompts_that_fill(parts)  # this trainer keeps a prompt whole, however long
+    args = ORPOConfig(**parts.arguments(beta=params.beta, max_length=parts.config.data.cutoff_len))
+    return ORPOTrainer(args=args, **parts.trainer_inputs())
 
 
 register(

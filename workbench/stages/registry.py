@@ -37,6 +37,24 @@ class TrainerParts:
     padding_free: bool
     model_path: Any = None  # the base model's local folder, for stages that load a reference copy
 
+    def arguments(self, **stage_arguments: Any) -> dict[str, Any]:
+        """The training arguments every stage shares (training/arguments.py), with the stage's own added."""
+        from workbench.training.arguments import common_arguments
+
+        shared = common_arguments(self.config, self.hardware, self.output_dir, has_eval=self.eval_set is not None)
+        return {**shared, **stage_arguments}
+
+    def trainer_inputs(self) -> dict[str, Any]:
+        """What every TRL trainer takes from the worker: model, data, tokenizer, PEFT config, callbacks."""
+        return {
+            "model": self.model,
+            "train_dataset": self.train_set,
+            "eval_dataset": self.eval_set,
+            "processing_class": self.tokenizer,
+            "peft_config": self.peft_config,
+            "callbacks": self.callbacks,
+        }
+
 
 @dataclass(frozen=True)
 class StageSpec:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.stages.prompt_fit import drop_prompts_that_fill
 from workbench.stages.registry import StageSpec, TrainerParts, register
 
 # Methods that cannot train the new score head: they only touch the layers they add or pick themselves.
@@ -30,26 +31,16 @@ class RewardParams(BaseModel):
 def build_trainer(params: RewardParams, parts: TrainerParts) -> Any:
     from trl import RewardConfig, RewardTrainer
 
-    from workbench.training.arguments import common_arguments
-
+    parts = drop_prompts_that_fill(parts)  # cut at the cutoff, both replies would be the same prompt
     args = RewardConfig(
-        **common_arguments(parts.config, parts.hardware, parts.output_dir, has_eval=parts.eval_set is not None),
-        max_length=parts.config.data.cutoff_len,
-        center_rewards_coefficient=params.center_rewards_coefficient,
+        **parts.arguments(
+            max_length=parts.config.data.cutoff_len, center_rewards_coefficient=params.center_rewards_coefficient
+        )
     )
-    peft_config = parts.peft_config
-    if peft_config is not None:
+    if parts.peft_config is not None:
         # Methods build their PEFT config for causal LMs; a sequence classifier also trains (and saves) its head.
-        peft_config.task_type = "SEQ_CLS"
-    trainer = RewardTrainer(
-        model=parts.model,
-        args=args,
-        train_dataset=parts.train_set,
-        eval_dataset=parts.eval_set,
-        processing_class=parts.tokenizer,
-        peft_config=peft_config,
-        callbacks=parts.callbacks,
-    )
+        parts.peft_config.task_type = "SEQ_CLS"
+    trainer = RewardTrainer(args=args, **parts.trainer_inputs())
     _score_head_in_compute_dtype(trainer.model)
     return trainer
 

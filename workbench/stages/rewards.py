@@ -22,17 +22,11 @@ REWARD_HELP = {
 }
 
 
-class OnlineParams(BaseModel):
-    """Settings shared by GRPO and RLOO: sampling, the KL term and the rewards."""
+class RewardChoice(BaseModel):
+    """Which rewards score the model's own replies: built-in functions, a reward-model run, or both."""
 
     model_config = ConfigDict(extra="forbid")
 
-    num_generations: int = Field(4, ge=2, le=64, description="Replies sampled per prompt and compared.")
-    max_completion_length: int = Field(64, ge=1, le=32768, description="Longest sampled reply, in tokens.")
-    temperature: float = Field(1.0, gt=0.0, le=2.0, description="Sampling temperature of the replies.")
-    beta: float = Field(
-        0.04, ge=0.0, le=10.0, description="KL penalty towards the starting model; 0 skips the reference pass."
-    )
     rewards: list[RewardName] = Field(
         default_factory=lambda: ["exact_match"],
         description="Built-in reward functions, added up: "
@@ -58,13 +52,24 @@ class OnlineParams(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _some_reward(self) -> OnlineParams:
+    def _some_reward(self) -> RewardChoice:
         if not self.rewards and not self.reward_model_run:
             raise ValueError("pick at least one reward function, or a reward model run")
         return self
 
 
-def reward_functions(params: OnlineParams) -> list[Callable[..., list[float]]]:
+class OnlineParams(RewardChoice):
+    """GRPO's and RLOO's settings: sampling a group of replies per prompt, the KL term, and the rewards."""
+
+    num_generations: int = Field(4, ge=2, le=64, description="Replies sampled per prompt and compared.")
+    max_completion_length: int = Field(64, ge=1, le=32768, description="Longest sampled reply, in tokens.")
+    temperature: float = Field(1.0, gt=0.0, le=2.0, description="Sampling temperature of the replies.")
+    beta: float = Field(
+        0.04, ge=0.0, le=10.0, description="KL penalty towards the starting model; 0 skips the reference pass."
+    )
+
+
+def reward_functions(params: RewardChoice) -> list[Callable[..., list[float]]]:
     """The chosen built-in functions, each named as TRL logs it (rewards/<name>/mean)."""
     makers = {
         "exact_match": lambda: _answer_reward(_same),
@@ -80,11 +85,11 @@ def reward_functions(params: OnlineParams) -> list[Callable[..., list[float]]]:
     return functions
 
 
-def needs_answers(params: OnlineParams) -> bool:
+def needs_answers(params: RewardChoice) -> bool:
     return bool({"exact_match", "contains_answer"} & set(params.rewards))
 
 
-def check_answers(params: OnlineParams, loaded: list[Any]) -> str | None:
+def check_answers(params: RewardChoice, loaded: list[Any]) -> str | None:
     """Answer rewards need a reference answer on every row."""
     if not needs_answers(params):
         return None
@@ -139,20 +144,23 @@ def _length_reward(target: int) -> Callable[..., list[float]]:
     return reward
 
 
+def check_rewards(config: Any) -> list[str]:
+    """A reward-model run that is not one (or not finished) is refused before Start."""
+    run_id = config.stage.reward_model_run
+    problem = reward_run_problem(run_id) if run_id else None
+    return [f"stage.reward_model_run: {problem}"] if problem else []
+
+
 def check_online(config: Any) -> list[str]:
-    """Settings GRPO and RLOO refuse: a batch the replies cannot fill evenly, a reward run that is not one."""
+    """What GRPO and RLOO refuse: a batch the groups of replies cannot fill evenly, and check_rewards'."""
     params, train = config.stage, config.train
-    problems = []
+    problems = check_rewards(config)
     per_step = train.per_device_train_batch_size * train.gradient_accumulation_steps
     if per_step % params.num_generations:
         problems.append(
             f"stage.num_generations: {params.num_generations} replies per prompt must divide the "
             f"{per_step} sampled per step (train.per_device_train_batch_size × gradient_accumulation_steps)"
         )
-    if params.reward_model_run:
-        problem = reward_run_problem(params.reward_model_run)
-        if problem:
-            problems.append(f"stage.reward_model_run: {problem}")
     return problems
 
 
@@ -169,6 +177,17 @@ def reward_run_problem(run_id: str) -> str | None:
     if files.read_status().get("state") != "finished" or files.artifact_kind() is None:
         return f"run {run_id} has not finished, so it has no reward model yet"
     return None
+
+
+def reward_inputs(params: RewardChoice, dtype: Any) -> dict[str, list[Any]]:
+    """The reward functions (and reward model) as TRL's online trainers take them."""
+    functions: list[Any] = reward_functions(params)
+    processing: list[Any] = [None] * len(functions)
+    if params.reward_model_run:
+        model, tokenizer = reward_model(params.reward_model_run, dtype)
+        functions.append(model)
+        processing.append(tokenizer)
+    return {"reward_funcs": functions, "reward_processing_classes": processing}
 
 
 def reward_model(run_id: str, dtype: Any) -> tuple[Any, Any]:

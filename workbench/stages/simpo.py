@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.stages.prompt_fit import drop_prompts_that_fill
 from workbench.stages.registry import StageSpec, TrainerParts, register
 
 
@@ -32,25 +33,17 @@ def build_trainer(params: SimpoParams, parts: TrainerParts) -> Any:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # the experimental status is stated here, once
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-    from workbench.training.arguments import common_arguments
-
+    parts = drop_prompts_that_fill(parts)  # this trainer keeps a prompt whole, however long
     args = CPOConfig(
-        **common_arguments(parts.config, parts.hardware, parts.output_dir, has_eval=parts.eval_set is not None),
-        loss_type=params.loss_type,
-        beta=params.beta,
-        simpo_gamma=params.simpo_gamma,
-        cpo_alpha=params.cpo_alpha,
-        max_length=parts.config.data.cutoff_len,
+        **parts.arguments(
+            loss_type=params.loss_type,
+            beta=params.beta,
+            simpo_gamma=params.simpo_gamma,
+            cpo_alpha=params.cpo_alpha,
+            max_length=parts.config.data.cutoff_len,
+        )
     )
-    return CPOTrainer(
-        model=parts.model,
-        args=args,
-        train_dataset=parts.train_set,
-        eval_dataset=parts.eval_set,
-        processing_class=parts.tokenizer,
-        peft_config=parts.peft_config,
-        callbacks=parts.callbacks,
-    )
+    return CPOTrainer(args=args, **parts.trainer_inputs())
 
 
 register(

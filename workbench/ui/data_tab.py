@@ -110,4 +110,4 @@ def inspect(path: str, model: str, cutoff: float, train_on_prompt: bool):
         f"**{truncated:.1%}** cut at {s['cutoff_len']} tokens · {s['dropped_rows']} dropped (nothing left to train) · "
         f"{s['trained_tokens']:,} of {s['total_tokens']:,} tokens trained"
     )
-    yield path, summary, "", empty, result["example"], bars, text, s
+    yield path, summary, "", empty, result["example"], bars, text, {**s, "kind": kind}

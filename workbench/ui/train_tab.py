@@ -12,6 +12,7 @@ import yaml
 
 from workbench import home, methods, models, preflight, stages
 from workbench.config import DataConfig, DatasetSpec, TrainConfig, dump_config, load_config, parse_config
+from workbench.data.inspect import KIND_NAMES, SERVES, stages_for
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.estimate import estimate
 from workbench.jobs import JobStore
@@ -228,17 +229,19 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, sh
             return
         shown = dump_config(config), _cli(config, preset)
         folder = models.local_folder(config.model.name_or_path)
+        mismatch = _data_mismatch(config, stats or {})
         if folder is None:
-            yield "", *shown, _estimate_text(config, stats or {}), "_Parameter count: once the model is here._"
+            yield mismatch, *shown, _estimate_text(config, stats or {}), "_Parameter count: once the model is here._"
             return
-        yield "", *shown, gr.update(), "_Counting trainable parameters…_"
+        yield mismatch, *shown, gr.update(), "_Counting trainable parameters…_"
         try:
             report = background.call(preflight.method_report, config, folder)
         except Exception as err:  # noqa: BLE001  a count must never break the form
             yield "", *shown, _estimate_text(config, stats or {}), f"_No parameter count: {err}_"
             return
         estimate_text = _estimate_text(config, stats or {}, report.trainable)
-        yield _blocking(report.problems), *shown, estimate_text, report.describe()
+        warnings = "\n\n".join(w for w in (_data_mismatch(config, stats or {}), _blocking(report.problems)) if w)
+        yield warnings, *shown, estimate_text, report.describe()
 
     outputs = [tab["errors"], tab["yaml"], tab["cli"], tab["estimate"], tab["method_count"]]
     # One event for every field (not one per field: each would be an endpoint of its own, and hundreds slow
@@ -364,6 +367,18 @@ DATA_NEEDS = {
 def _method_info(name: str) -> str:
     spec = methods.get(name)
     return f"**{spec.title}** ({spec.family}): {spec.description}"
+
+
+def _data_mismatch(config, stats: dict[str, Any]) -> str:
+    """Say at once when the Data tab's dataset is not what the chosen stage trains on (Start refuses it too)."""
+    kind = stats.get("kind")
+    stage = stages.get(config.stage.name)
+    if kind is None or stage.data in SERVES[kind]:
+        return ""
+    return (
+        f"**The dataset holds {KIND_NAMES[kind]}; {stage.title} needs {DATA_NEEDS[stage.data]}.** Stages that "
+        f"train on it: {', '.join(stages_for(kind))}."
+    )
 
 
 def _blocking(problems: list[str]) -> str:
