@@ -53,7 +53,6 @@ HEADLINE = {
     "online_dpo": "objective/scores",
 }
 ONLINE = {
-    "num_generations": 4,
     "max_completion_length": 16,
     "rewards": ["contains_answer", "length"],
     "target_length": 8,
@@ -134,6 +133,20 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _merged_with_earlier(rows: list[dict], args: argparse.Namespace) -> list[dict]:
+    """Re-measuring some stages keeps the others' rows from the last run with the same settings."""
+    if not RESULTS.exists():
+        return rows
+    earlier = json.loads(RESULTS.read_text())
+    same = {k: v for k, v in earlier["settings"].items() if k != "stages"} == {
+        k: v for k, v in vars(args).items() if k != "stages"
+    }
+    if not same:
+        return rows
+    by_stage = {r["stage"]: r for r in earlier["rows"]} | {r["stage"]: r for r in rows}
+    return [by_stage[name] for name in stages.names() if name in by_stage]
+
+
 def _number(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -154,8 +167,12 @@ def main() -> None:
         os.environ["WORKBENCH_HOME"] = tmp
         for name in args.stages.split(","):
             started = time.time()
-            rows.append(run_stage(name, args, Path(tmp), model_dir))
+            try:
+                rows.append(run_stage(name, args, Path(tmp), model_dir))
+            except Exception as err:  # noqa: BLE001  one stage failing must not lose the others' figures
+                rows.append({"stage": name, "error": f"{type(err).__name__}: {err}"})
             print(f"{name}: {time.time() - started:.0f} s", file=sys.stderr, flush=True)
+    rows = _merged_with_earlier(rows, args)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(

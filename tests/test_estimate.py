@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import PRESETS, REPO
 from workbench import home as workbench_home
-from workbench import methods
+from workbench import methods, stages
 from workbench.config import RunConfig, dump_config, load_config
 from workbench.estimate import estimate, verdict_for
 from workbench.estimation import Calibration, calibrate, read_architecture, trainable_parameters
@@ -355,3 +355,17 @@ def test_estimate_is_within_a_factor_of_two_of_real_runs(model_ref, home):
     (mem_b, est_mem_b), (sec_b, est_sec_b) = compared["alpaca, batch 4, cutoff 256"].values()
     assert 0.67 <= (est_sec_b / est_sec_a) / (sec_b / sec_a) <= 1.5
     assert 0.67 <= (est_mem_b / est_mem_a) / (mem_b / mem_a) <= 1.5
+
+
+@pytest.mark.parametrize("stage", stages.names())
+def test_every_stage_is_estimated_with_its_own_costs(tmp_path, stage):
+    folder = config_dir(tmp_path, SMOLLM2)
+    sft = estimate(identity(), folder, 200, available_memory_mb=50_000, calibration=FIXED)
+    spec = stages.get(stage)
+    result = estimate(identity(f"stage.name={stage}"), folder, 200, available_memory_mb=50_000, calibration=FIXED)
+    assert result.peak_memory_mb > 0 and result.seconds_per_step > 0
+    # Pairs train on two sequences and a reference model reads them again: each costs time over SFT.
+    if spec.sequences > 1 or spec.reference_forwards:
+        assert result.seconds_per_step > sft.seconds_per_step
+    if spec.samples:
+        assert "leaves out sampling" in result.advice

@@ -286,7 +286,7 @@ def _advice(
         )
     if stages.get(config.stage.name).samples:
         advice.append(
-            f"Time per step leaves out sampling: {config.stage.num_generations} replies of up to "
+            f"Time per step leaves out sampling: {getattr(config.stage, 'num_generations', 2)} replies of up to "
             f"{config.stage.max_completion_length} tokens per prompt are generated token by token first."
         )
     return "\n".join(advice)
