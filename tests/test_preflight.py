@@ -40,3 +40,37 @@ def test_cli_refuses_before_anything_is_written(home):
     assert result.returncode == 2
     assert "method.compute_dtype=fp16" in result.stderr
     assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+
+
+# Stage × method pairs that cannot train together, and a word of the reason each gives.
+REFUSED_PAIRS = {
+    ("reward", "freeze"): "score head",
+    ("reward", "bottleneck"): "score head",
+    ("reward", "llama_adapter"): "score head",
+    ("orpo", "prompt"): "virtual tokens",
+    ("simpo", "ptuning"): "virtual tokens",
+    ("online_dpo", "prompt"): "virtual tokens",
+}
+
+
+@pytest.mark.parametrize(("stage", "method"), REFUSED_PAIRS)
+def test_a_stage_refuses_methods_it_cannot_train_naming_why(stage, method):
+    config = load_config(PRESETS / "sft-lora-identity.yaml", [f"stage.name={stage}", f"method.name={method}"])
+    (problem,) = preflight.problems(config, "cpu")
+    assert problem.startswith("method.name: ") and REFUSED_PAIRS[stage, method] in problem
+
+
+def test_the_same_stages_take_their_other_methods():
+    for stage, method in [("reward", "lora"), ("reward", "full"), ("orpo", "prefix"), ("simpo", "lora")]:
+        config = load_config(PRESETS / "sft-lora-identity.yaml", [f"stage.name={stage}", f"method.name={method}"])
+        assert preflight.problems(config, "cpu") == [], (stage, method)
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_stage_method_mismatch_with_the_field(home):
+    result = cli(
+        "train", str(PRESETS / "orpo-lora-smollm2.yaml"), "--set", "method.name=prompt", "--detach", home=home
+    )
+    assert result.returncode == 2
+    assert "method.name: this stage's TRL trainer lines logits up" in result.stderr
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from workbench.stages import rewards
 from workbench.stages.reference import reference_for
-from workbench.stages.registry import StageSpec, TrainerParts, register
+from workbench.stages.registry import NO_VIRTUAL_TOKENS, StageSpec, TrainerParts, refusing, register
 
 
 class OnlineDpoParams(rewards.RewardChoice):
@@ -58,7 +58,7 @@ register(
         sequences=2,
         reference_forwards=1,
         samples=True,
-        check=rewards.check_rewards,
+        check=refusing(NO_VIRTUAL_TOKENS, rewards.check_rewards),
         check_data=rewards.check_answers,
     )
 )

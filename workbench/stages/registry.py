@@ -86,6 +86,27 @@ class StageSpec:
     check_data: Callable[[Any, list[Any]], str | None] | None = None
 
 
+def refusing(reasons: dict[str, str], *more: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:
+    """A `check` that refuses the methods named in `reasons` (method name -> why), then runs `more` checks."""
+
+    def check(config: Any) -> list[str]:
+        reason = reasons.get(config.method.name)
+        found = [f"method.name: {reason}"] if reason else []
+        return found + [problem for extra in more for problem in extra(config)]
+
+    return check
+
+
+# TRL's experimental preference trainers line logits up with labels position by position; prompt and P-tuning
+# put virtual tokens in front of the sequence, which adds positions (prefix tuning adds keys, not positions).
+VIRTUAL_TOKENS = (
+    "this stage's TRL trainer lines logits up with labels position by position, and prompt / P-tuning's virtual "
+    "tokens add positions"
+)
+NO_VIRTUAL_TOKENS = {"prompt": VIRTUAL_TOKENS + "; use prefix tuning or LoRA", "ptuning": VIRTUAL_TOKENS +
+                     "; use prefix tuning or LoRA"}  # fmt: skip
+
+
 _REGISTRY: Registry[StageSpec] = Registry("stage")
 register = _REGISTRY.register
 get = _REGISTRY.get

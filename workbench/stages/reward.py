@@ -9,13 +9,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.stages.prompt_fit import drop_prompts_that_fill
-from workbench.stages.registry import StageSpec, TrainerParts, register
+from workbench.stages.registry import StageSpec, TrainerParts, refusing, register
 
 # Methods that cannot train the new score head: they only touch the layers they add or pick themselves.
+_NEEDS_SCORE_HEAD = "; a reward model needs a method that trains its score head"
 _NO_SCORE_HEAD = {
-    "freeze": "freeze tuning trains chosen layers only and would leave the new score head untrained",
-    "bottleneck": "bottleneck adapters would leave the new score head untrained",
-    "llama_adapter": "LLaMA-Adapter works on language-model heads only",
+    "freeze": "freeze tuning trains chosen layers only and would leave the new score head untrained"
+    + _NEEDS_SCORE_HEAD,
+    "bottleneck": "bottleneck adapters would leave the new score head untrained" + _NEEDS_SCORE_HEAD,
+    "llama_adapter": "LLaMA-Adapter works on language-model heads only" + _NEEDS_SCORE_HEAD,
 }
 
 
@@ -53,11 +55,6 @@ def _score_head_in_compute_dtype(model: Any) -> None:
     for name, param in model.named_parameters():
         if param.requires_grad and "modules_to_save" in name and param.dtype != dtype:
             param.data = param.data.to(dtype)
-
-
-def check(config: Any) -> list[str]:
-    refusal = _NO_SCORE_HEAD.get(config.method.name)
-    return [f"method.name: {refusal}; a reward model needs a method that trains its score head"] if refusal else []
 
 
 def load_reward_model(run_dir: Any, dtype: Any = None) -> tuple[Any, Any]:
@@ -98,6 +95,6 @@ register(
         metrics=("accuracy", "margin"),
         head="reward",
         sequences=2,
-        check=check,
+        check=refusing(_NO_SCORE_HEAD),
     )
 )

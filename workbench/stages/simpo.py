@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.stages.prompt_fit import drop_prompts_that_fill
-from workbench.stages.registry import StageSpec, TrainerParts, register
+from workbench.stages.registry import NO_VIRTUAL_TOKENS, StageSpec, TrainerParts, refusing, register
 
 
 class SimpoParams(BaseModel):
@@ -57,5 +57,6 @@ register(
         build_trainer=build_trainer,
         metrics=("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"),
         sequences=2,
+        check=refusing(NO_VIRTUAL_TOKENS),
     )
 )
