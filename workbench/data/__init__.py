@@ -12,7 +12,6 @@ from workbench.data.hf_dataset import split_validation, to_hf_dataset
 from workbench.data.loading import (
     LoadedDataset,
     LoadedExamples,
-    LoadedPairs,
     load_all,
     load_conversations,
     load_for,
@@ -35,7 +34,6 @@ __all__ = [
     "InfoEntry",
     "LoadedDataset",
     "LoadedExamples",
-    "LoadedPairs",
     "Message",
     "PreferencePair",
     "StoredDataset",

@@ -76,8 +76,6 @@ class LoadedExamples:
         return [example.as_trl() for example in self.examples]
 
 
-LoadedPairs = LoadedExamples  # the name preference-pair callers know
-
 # dataset_info.json's `formatting` of a ranking entry, as the pair layout it means.
 _RANKING_LAYOUTS: dict[str, PairFormat] = {"alpaca": "columns", "sharegpt": "sharegpt", "openai": "openai"}
 
