@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.worker_run import STEADY_TRAIN, train_in_worker  # noqa: E402
 from workbench import methods, models  # noqa: E402
-from workbench.config import parse_config, save_config  # noqa: E402
-from workbench.run_files import RunFiles  # noqa: E402
+from workbench.config import parse_config  # noqa: E402
 from workbench.run_summary import summarize  # noqa: E402
 
 DATA = REPO / "presets" / "data" / "alpaca_en_demo.json"
@@ -51,22 +50,15 @@ def run_method(name: str, args: argparse.Namespace, work: Path) -> dict:
             "train": {
                 "max_steps": args.steps,
                 "learning_rate": LEARNING_RATES.get(name, DEFAULT_LEARNING_RATE),
-                "lr_scheduler_type": "constant",
                 "per_device_train_batch_size": args.batch,
                 "threads": args.threads,
-                "save_steps": 10_000,
-                "seed": 42,
+                **STEADY_TRAIN,
             },
         }
     )
-    save_config(config, run_dir / "config.yaml")
-    files = RunFiles(run_dir)
-    result = subprocess.run(
-        [sys.executable, "-m", "workbench.worker", str(run_dir)], cwd=REPO, capture_output=True, text=True
-    )
-    status = files.read_status()
-    if result.returncode != 0 or status.get("state") != "finished":
-        return {"method": name, "error": status.get("error") or result.stderr[-2000:]}
+    files, error = train_in_worker(config, run_dir)
+    if error:
+        return {"method": name, "error": error}
     summary = summarize(files)
     return {
         "method": name,

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,11 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.worker_run import STEADY_TRAIN, train_in_worker  # noqa: E402
 from workbench import models, stages  # noqa: E402
-from workbench.config import DatasetSpec, parse_config, save_config  # noqa: E402
+from workbench.config import DatasetSpec, parse_config  # noqa: E402
 from workbench.data.inspect import inspect_tokens  # noqa: E402
 from workbench.estimate import estimate  # noqa: E402
-from workbench.run_files import RunFiles  # noqa: E402
 from workbench.run_summary import summarize  # noqa: E402
 
 SAMPLES = REPO / "presets" / "data"
@@ -81,22 +80,15 @@ def run_stage(name: str, args: argparse.Namespace, work: Path, model_dir: str) -
             "train": {
                 "max_steps": args.steps,
                 "learning_rate": 5e-5,
-                "lr_scheduler_type": "constant",
                 "per_device_train_batch_size": args.batch,
                 "threads": args.threads,
-                "save_steps": 10_000,
-                "seed": 42,
+                **STEADY_TRAIN,
             },
         }
     )
-    save_config(config, run_dir / "config.yaml")
-    files = RunFiles(run_dir)
-    result = subprocess.run(
-        [sys.executable, "-m", "workbench.worker", str(run_dir)], cwd=REPO, capture_output=True, text=True
-    )
-    status = files.read_status()
-    if result.returncode != 0 or status.get("state") != "finished":
-        return {"stage": name, "error": status.get("error") or result.stderr[-2000:]}
+    files, error = train_in_worker(config, run_dir)
+    if error:
+        return {"stage": name, "error": error}
     stats = inspect_tokens(DatasetSpec(**dataset), "smollm2-135m-instruct", args.cutoff, False)["stats"]
     predicted = estimate(config, model_dir, stats["total_tokens"] / stats["rows"], available_memory_mb=1e6)
     summary = summarize(files)
