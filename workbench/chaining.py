@@ -11,7 +11,7 @@ from pathlib import Path
 
 from workbench import home, models, stages
 from workbench.config import RunConfig
-from workbench.run_files import RunFiles
+from workbench.run_files import RunFiles, finished_run
 
 
 def parent_files(run_id: str) -> RunFiles:
@@ -23,13 +23,11 @@ def parent_problem(config: RunConfig) -> str | None:
     run_id = config.model.parent_run
     if run_id is None:
         return None
-    files = parent_files(run_id)
-    if not run_id or "/" in run_id or run_id.startswith(".") or not files.config.is_file():
-        return f"no run {run_id!r}"
+    files, problem = finished_run(run_id)
+    if files is None:
+        return problem
     parent = files.read_config()
     kind = files.artifact_kind()
-    if files.read_status().get("state") != "finished" or kind is None:
-        return f"run {run_id} has not finished, so there is nothing to start from yet"
     if parent.model.name_or_path != config.model.name_or_path:
         return f"run {run_id} tuned {parent.model.name_or_path!r}, not {config.model.name_or_path!r}"
     if stages.get(parent.stage.name).head == "reward":

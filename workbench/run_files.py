@@ -120,6 +120,18 @@ class RunFiles:
             return ""
 
 
+def finished_run(run_id: str) -> tuple[RunFiles | None, str | None]:
+    """The files of a finished run named by id (a parent run, a reward-model run), or why it cannot be used."""
+    from workbench import home
+
+    files = RunFiles(home.runs_dir() / run_id)
+    if not run_id or "/" in run_id or run_id.startswith(".") or not files.config.is_file():
+        return None, f"no run {run_id!r}"
+    if files.read_status().get("state") != "finished" or files.artifact_kind() is None:
+        return None, f"run {run_id} has not finished, so there is nothing to use from it yet"
+    return files, None
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")

@@ -175,7 +175,7 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
 
         loaded = [data.load_for(kind, spec) for spec in config.data.datasets]
         rows = [row for ds in loaded for row in ds.trl_rows()]
-        files.write_status(data_stats={"rows": len(rows), "kind": _KIND_NAMES[kind]})
+        files.write_status(data_stats={"rows": len(rows), "kind": data.loading.KIND_NAMES[kind]})
         dataset = Dataset.from_list(rows)  # TRL applies the chat template and cuts to cutoff_len itself
     else:
         loaded = data.load_all(config.data)
@@ -187,9 +187,6 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
         dataset = data.to_hf_dataset(encoded)
     train_set, eval_set = data.split_validation(dataset, config.data.val_size, config.train.seed)
     return train_set, eval_set, [ds.path for ds in loaded]
-
-
-_KIND_NAMES = {"pairs": "preference pairs", "labeled": "labelled replies", "prompts": "prompts"}
 
 
 def _save_artifact(

@@ -21,12 +21,6 @@ SERVES = {
     "labeled": ("labeled",),
     "prompts": ("prompts",),
 }
-KIND_NAMES = {
-    "conversations": "conversations",
-    "pairs": "preference pairs",
-    "labeled": "labelled replies",
-    "prompts": "prompts",
-}
 
 
 def stages_for(kind: str) -> list[str]:

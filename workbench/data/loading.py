@@ -165,6 +165,13 @@ def load_prompts(spec: DatasetSpec) -> LoadedExamples:
 
 
 LOADERS = {"pairs": load_pairs, "labeled": load_labeled, "prompts": load_prompts}
+# Each kind of data as people call it.
+KIND_NAMES = {
+    "conversations": "conversations",
+    "pairs": "preference pairs",
+    "labeled": "labelled replies",
+    "prompts": "prompts",
+}
 
 
 def detect_kind(spec: DatasetSpec) -> str:

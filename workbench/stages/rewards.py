@@ -165,18 +165,13 @@ def check_online(config: Any) -> list[str]:
 
 
 def reward_run_problem(run_id: str) -> str | None:
-    from workbench import home
-    from workbench.run_files import RunFiles
+    from workbench.run_files import finished_run
 
-    files = RunFiles(home.runs_dir() / run_id)
-    if not run_id or "/" in run_id or not files.config.is_file():
-        return f"no run {run_id!r}"
-    config = files.read_config()
-    if config.stage.name != "reward":
-        return f"run {run_id} trained stage {config.stage.name!r}, not a reward model"
-    if files.read_status().get("state") != "finished" or files.artifact_kind() is None:
-        return f"run {run_id} has not finished, so it has no reward model yet"
-    return None
+    files, problem = finished_run(run_id)
+    if files is None:
+        return problem
+    stage = files.read_config().stage.name
+    return None if stage == "reward" else f"run {run_id} trained stage {stage!r}, not a reward model"
 
 
 def reward_inputs(params: RewardChoice, dtype: Any) -> dict[str, list[Any]]:

@@ -10,7 +10,8 @@ import pandas as pd
 
 from workbench import ratings
 from workbench.config import DatasetSpec
-from workbench.data.inspect import KIND_NAMES, inspect_tokens, preview, stages_for
+from workbench.data.inspect import inspect_tokens, preview, stages_for
+from workbench.data.loading import KIND_NAMES
 from workbench.errors import WorkbenchError
 from workbench.models import PRESETS
 from workbench.ui import background

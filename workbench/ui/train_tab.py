@@ -12,7 +12,8 @@ import yaml
 
 from workbench import home, methods, models, preflight, stages
 from workbench.config import DataConfig, DatasetSpec, TrainConfig, dump_config, load_config, parse_config
-from workbench.data.inspect import KIND_NAMES, SERVES, stages_for
+from workbench.data.inspect import SERVES, stages_for
+from workbench.data.loading import KIND_NAMES
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.estimate import estimate
 from workbench.jobs import JobStore
