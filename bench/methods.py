@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from bench.worker_run import STEADY_TRAIN, train_in_worker  # noqa: E402
 from workbench import methods, models  # noqa: E402
 from workbench.config import parse_config  # noqa: E402
-from workbench.run_summary import summarize  # noqa: E402
+from workbench.runs.summary import summarize  # noqa: E402
 
 DATA = REPO / "presets" / "data" / "alpaca_en_demo.json"
 RESULTS = REPO / "bench" / "results" / "methods.json"

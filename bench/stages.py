@@ -31,7 +31,7 @@ from workbench import models, stages  # noqa: E402
 from workbench.config import DatasetSpec, parse_config  # noqa: E402
 from workbench.data.inspect import inspect_tokens  # noqa: E402
 from workbench.estimate import estimate  # noqa: E402
-from workbench.run_summary import summarize  # noqa: E402
+from workbench.runs.summary import summarize  # noqa: E402
 
 SAMPLES = REPO / "presets" / "data"
 DATA = {

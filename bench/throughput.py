@@ -27,9 +27,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from workbench import launcher, models  # noqa: E402
+from workbench import models  # noqa: E402
 from workbench.config import parse_config, save_config  # noqa: E402
-from workbench.run_files import RunFiles  # noqa: E402
+from workbench.runs import launcher  # noqa: E402
+from workbench.runs.files import RunFiles  # noqa: E402
 
 DATA = REPO / "presets" / "data" / "alpaca_en_demo.json"
 
@@ -66,7 +67,7 @@ def run_workbench(settings: dict, work: Path, warm: bool = False) -> dict:
             time.sleep(0.1)
     else:
         subprocess.run(
-            [sys.executable, "-m", "workbench.worker", str(run_dir)],
+            [sys.executable, "-m", "workbench.runs.worker", str(run_dir)],
             cwd=REPO,
             check=True,
             stdout=subprocess.DEVNULL,

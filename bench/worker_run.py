@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import save_config
-from workbench.run_files import RunFiles
+from workbench.runs.files import RunFiles
 
 REPO = Path(__file__).resolve().parent.parent
 # Settings every bench run shares: a fixed number of steps at a constant rate, no checkpoint in the timing.
@@ -21,7 +21,7 @@ def train_in_worker(config: Any, run_dir: Path) -> tuple[RunFiles, str | None]:
     save_config(config, run_dir / "config.yaml")
     files = RunFiles(run_dir)
     result = subprocess.run(
-        [sys.executable, "-m", "workbench.worker", str(run_dir)], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "workbench.runs.worker", str(run_dir)], cwd=REPO, capture_output=True, text=True
     )
     status = files.read_status()
     if result.returncode != 0 or status.get("state") != "finished":

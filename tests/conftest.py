@@ -49,7 +49,7 @@ def kill_workers(home: Path) -> None:
         except (ProcessLookupError, ValueError):
             pass
     for db in home.rglob("jobs.sqlite"):
-        from workbench.jobs import ACTIVE_STATES, JobStore
+        from workbench.runs.store import ACTIVE_STATES, JobStore
 
         for job in JobStore(db).list():
             if job.state in ACTIVE_STATES and job.pid:

@@ -20,10 +20,10 @@ from workbench.estimation import Calibration, calibrate, read_architecture, trai
 from workbench.estimation import calibration as calibration_module
 from workbench.estimation.calibration import STEP_OVERHEAD_SECONDS, thread_speedup
 from workbench.estimation.costs import step_flops
-from workbench.jobs import JobStore
 from workbench.methods.counting import count_for_method
 from workbench.methods.lora import LoraParams
-from workbench.submission import freeze
+from workbench.runs.store import JobStore
+from workbench.runs.submission import freeze
 
 # The bundled SmolLM2-135M-Instruct's shapes, so fast tests need no converted model.
 SMOLLM2 = {

@@ -12,7 +12,7 @@ from tests.conftest import PRESETS
 from workbench.config import load_config, save_config
 from workbench.errors import WorkbenchError
 from workbench.export import loss_chart_png, merge_adapter, zip_adapter, zip_folder
-from workbench.run_files import RunFiles
+from workbench.runs.files import RunFiles
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MESSAGES = [{"role": "user", "content": "Who are you?"}]

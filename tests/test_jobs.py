@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import PRESETS
 from workbench.config import load_config
-from workbench.jobs import JobError, JobStore
-from workbench.submission import freeze
+from workbench.runs.store import JobError, JobStore
+from workbench.runs.submission import freeze
 
 QUICK = [
     "train.threads=1",

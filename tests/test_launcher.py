@@ -11,10 +11,10 @@ import pytest
 
 from tests.conftest import PRESETS
 from tests.test_jobs import wait_for
-from workbench import launcher
 from workbench.config import load_config
-from workbench.jobs import JobStore
-from workbench.submission import freeze
+from workbench.runs import launcher
+from workbench.runs.store import JobStore
+from workbench.runs.submission import freeze
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_a_forked_worker_trains_and_is_told_from_its_launcher(home):
     overrides = ["train.max_steps=3", "train.threads=1", "data.cutoff_len=64", "data.datasets.0.max_samples=12"]
     submitted = time.time()
     job = store.submit(freeze(load_config(PRESETS / "sft-lora-identity.yaml", overrides)))
-    assert b"workbench.launcher" in Path(f"/proc/{job.pid}/cmdline").read_bytes()  # forked, not started afresh
+    assert b"workbench.runs.launcher" in Path(f"/proc/{job.pid}/cmdline").read_bytes()  # forked, not started afresh
     job = wait_for(store, job.id, lambda j: j.files.read_status().get("train_began_at"))
     assert job.files.read_status()["train_began_at"] - submitted < 5  # no seconds of imports first
 
@@ -68,7 +68,7 @@ def test_starting_twice_while_the_first_still_imports_leaves_one_launcher(home):
 def _is_launcher_of(proc: Path, home: Path) -> bool:
     try:
         return (
-            b"workbench.launcher" in (proc / "cmdline").read_bytes()
+            b"workbench.runs.launcher" in (proc / "cmdline").read_bytes()
             and str(home).encode() in (proc / "environ").read_bytes()
         )
     except OSError:
@@ -83,7 +83,7 @@ def test_the_launcher_leaves_with_the_process_that_started_it(home, tmp_path):
         [
             sys.executable,
             "-c",
-            "from workbench import launcher; launcher.ensure_running(); import time; time.sleep(60)",
+            "from workbench.runs import launcher; launcher.ensure_running(); import time; time.sleep(60)",
         ],
         env={**os.environ, "WORKBENCH_HOME": str(home)},
     )

@@ -6,8 +6,8 @@ import pytest
 
 from tests.conftest import PRESETS
 from tests.test_training import cli
-from workbench import preflight
 from workbench.config import load_config
+from workbench.runs import preflight
 
 
 def qlora(*overrides: str):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PRESETS, REPO
-from workbench.jobs import JobStore
+from workbench.runs.store import JobStore
 
 pytestmark = pytest.mark.slow
 

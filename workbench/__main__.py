@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from workbench.config import load_config
-    from workbench.jobs import JobStore
-    from workbench.submission import freeze
+    from workbench.runs.store import JobStore
+    from workbench.runs.submission import freeze
 
     config = load_config(args.config, args.overrides)
     _refuse_what_this_machine_cannot_train(config)
@@ -59,7 +59,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _refuse_what_this_machine_cannot_train(config) -> None:
-    from workbench import preflight
+    from workbench.runs import preflight
     from workbench.training.hardware import detect_device
 
     preflight.refuse(preflight.problems(config, detect_device()[0]))
@@ -104,7 +104,7 @@ def _follow(store, job_id: str) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from workbench.jobs import JobStore
+    from workbench.runs.store import JobStore
 
     jobs = JobStore().reconcile()
     if not jobs:
@@ -121,7 +121,7 @@ def _jobs(args: argparse.Namespace) -> int:
 
 def _chat(args: argparse.Namespace) -> int:
     from workbench.chat import ChatEngine
-    from workbench.jobs import JobStore
+    from workbench.runs.store import JobStore
 
     job = JobStore().get(args.run)
     engine = ChatEngine.for_run(job.files)
@@ -148,7 +148,7 @@ def _chat(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from workbench.export import zip_adapter
-    from workbench.jobs import JobStore
+    from workbench.runs.store import JobStore
 
     job = JobStore().get(args.run)
     path = zip_adapter(job.files, args.output)

@@ -14,7 +14,7 @@ from typing import Any
 
 from workbench import models
 from workbench.errors import ModelLoadError
-from workbench.run_files import RunFiles, artifact_kind
+from workbench.runs.files import RunFiles, artifact_kind
 
 
 class ChatEngine:
@@ -72,7 +72,8 @@ class ChatEngine:
         if files.artifact_kind() is None:
             raise ModelLoadError(f"run {files.root.name} has no adapter yet: it has not finished")
         config = files.read_config()
-        from workbench import chaining, stages
+        from workbench import stages
+        from workbench.runs import chaining
 
         if stages.get(config.stage.name).head == "reward":
             raise ModelLoadError(

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelLoadError, OutOfMemoryError, WorkbenchError, describe
-from workbench.run_files import RunFiles
+from workbench.runs.files import RunFiles
 
 # How often a waiting parent checks that the child is still alive, in seconds.
 _POLL_SECONDS = 0.5

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelLoadError, OutOfMemoryError, WorkbenchError, describe
-from workbench.run_files import RunFiles
+from workbench.runs.files import RunFiles
 
 # Weights barely compress, and deflating a full model takes longer than sending it: store them as they are.
 _STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
@@ -172,7 +172,8 @@ def _merge(files: RunFiles, output_dir: Path) -> None:
     import torch
     from peft import PeftModel
 
-    from workbench import chaining, models, stages
+    from workbench import models, stages
+    from workbench.runs import chaining
 
     _require_adapter(files)
     config = files.read_config()

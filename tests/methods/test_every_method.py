@@ -17,14 +17,15 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import PRESETS, kill_workers, wait_for_jobs
-from workbench import launcher, methods
+from workbench import methods
 from workbench.chat import ChatEngine
 from workbench.config import load_config
 from workbench.errors import WorkbenchError
 from workbench.export import _merge, merge_adapter
-from workbench.jobs import JobStore
 from workbench.methods.counting import count_for_method
-from workbench.submission import freeze
+from workbench.runs import launcher
+from workbench.runs.store import JobStore
+from workbench.runs.submission import freeze
 
 pytestmark = pytest.mark.slow
 

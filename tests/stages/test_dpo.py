@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import PRESETS
 from tests.test_training import cli
-from workbench.jobs import JobStore
+from workbench.runs.store import JobStore
 
 pytestmark = pytest.mark.slow
 

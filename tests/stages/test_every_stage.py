@@ -18,14 +18,15 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from tests.conftest import PRESETS, kill_workers, wait_for_jobs
-from workbench import launcher, stages
+from workbench import stages
 from workbench.adapters import bottleneck
 from workbench.chat import ChatEngine
 from workbench.config import load_config
 from workbench.errors import ModelLoadError
 from workbench.export import merge_adapter
-from workbench.jobs import JobStore
-from workbench.submission import freeze
+from workbench.runs import launcher
+from workbench.runs.store import JobStore
+from workbench.runs.submission import freeze
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from tests.conftest import PRESETS
 from workbench import home, stages
 from workbench.config import load_config
 from workbench.errors import ConfigError
-from workbench.submission import freeze
+from workbench.runs.submission import freeze
 
 IDENTITY = PRESETS / "data" / "identity.json"  # conversations (alpaca): instruction, input, output
 

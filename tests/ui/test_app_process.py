@@ -15,8 +15,8 @@ import pytest
 from tests.conftest import PRESETS, REPO
 from tests.ui.browser import App, free_port
 from workbench.config import load_config
-from workbench.jobs import JobStore
-from workbench.submission import freeze
+from workbench.runs.store import JobStore
+from workbench.runs.submission import freeze
 
 HEAVY = ["torch", "transformers", "peft", "trl"]
 

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.ui.browser import App, open_tab, set_number, shot
 from workbench import ratings
-from workbench.jobs import JobStore
+from workbench.runs.store import JobStore
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ from typing import Literal
 from workbench import home, methods, models
 from workbench.estimation.architecture import read_architecture, trainable_parameters
 from workbench.estimation.costs import step_flops
-from workbench.run_files import RunFiles
+from workbench.runs.files import RunFiles
 
 Device = Literal["cpu", "cuda"]
 

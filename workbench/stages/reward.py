@@ -63,7 +63,7 @@ def load_reward_model(run_dir: Any, dtype: Any = None) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification
 
     from workbench import models
-    from workbench.run_files import RunFiles
+    from workbench.runs.files import RunFiles
 
     files = RunFiles(run_dir)
     config = files.read_config()

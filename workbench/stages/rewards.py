@@ -165,7 +165,7 @@ def check_online(config: Any) -> list[str]:
 
 
 def reward_run_problem(run_id: str) -> str | None:
-    from workbench.run_files import finished_run
+    from workbench.runs.files import finished_run
 
     files, problem = finished_run(run_id)
     if files is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from workbench.run_files import RunFiles
+from workbench.runs.files import RunFiles
 
 # Log keys renamed for people and charts; every other numeric log value is kept under its own name.
 _RENAMES = {"loss": "loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm", "eval_loss": "eval_loss"}

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from workbench import launcher, models
+from workbench import models
 from workbench.data.reading import max_dataset_bytes
-from workbench.jobs import JobStore
+from workbench.runs import launcher
+from workbench.runs.store import JobStore
 from workbench.ui import background, chat_tab, data_tab, export_tab, runs_tab, train_tab
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"

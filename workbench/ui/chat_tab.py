@@ -13,7 +13,7 @@ import gradio as gr
 from workbench import models, ratings
 from workbench.chat_service import ChatService, plain_messages
 from workbench.errors import WorkbenchError
-from workbench.jobs import JobStore
+from workbench.runs.store import JobStore
 
 NO_ADAPTER = "none (base model only)"
 _service = ChatService()

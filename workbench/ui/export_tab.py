@@ -9,7 +9,7 @@ import gradio as gr
 from workbench import methods
 from workbench.errors import WorkbenchError
 from workbench.export import merge_adapter, zip_adapter, zip_folder
-from workbench.jobs import JobStore
+from workbench.runs.store import JobStore
 from workbench.ui.chat_tab import adapter_choices
 
 

@@ -11,8 +11,8 @@ import gradio as gr
 import pandas as pd
 
 from workbench import stages
-from workbench.jobs import Job, JobError, JobStore
-from workbench.run_summary import RunSummary, summarize
+from workbench.runs.store import Job, JobError, JobStore
+from workbench.runs.summary import RunSummary, summarize
 
 REFRESH_SECONDS = 1.0
 # Metric series drawn on the loss chart, and the ones on the learning-rate chart.

@@ -10,15 +10,16 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from workbench import home, methods, models, preflight, stages
+from workbench import home, methods, models, stages
 from workbench.config import DataConfig, DatasetSpec, TrainConfig, dump_config, load_config, parse_config
 from workbench.data.inspect import SERVES, stages_for
 from workbench.data.loading import KIND_NAMES
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.estimate import estimate
-from workbench.jobs import JobStore
 from workbench.models import PRESETS
-from workbench.submission import freeze
+from workbench.runs import preflight
+from workbench.runs.store import JobStore
+from workbench.runs.submission import freeze
 from workbench.ui import background
 from workbench.ui.form import FormField, build_fields, collect, component_value
 from workbench.ui.runs_tab import run_choices

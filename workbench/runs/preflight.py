@@ -9,9 +9,10 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench import chaining, methods, stages
+from workbench import methods, stages
 from workbench.config import RunConfig
 from workbench.errors import ConfigError, FieldProblem
+from workbench.runs import chaining
 
 _BITSANDBYTES_OPTIMIZERS = ("adamw_bnb_8bit", "paged_adamw_8bit", "paged_adamw_32bit")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from workbench import home, models, stages
 from workbench.config import RunConfig
-from workbench.run_files import RunFiles, finished_run
+from workbench.runs.files import RunFiles, finished_run
 
 
 def parent_files(run_id: str) -> RunFiles:

@@ -71,7 +71,7 @@ def ensure_running() -> None:
         return
     log = (home.home() / "launcher.log").open("ab")
     subprocess.Popen(
-        [sys.executable, "-m", "workbench.launcher"],
+        [sys.executable, "-m", "workbench.runs.launcher"],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -87,7 +87,7 @@ def _other_launcher() -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return pid if pid != os.getpid() and b"workbench.launcher" in cmdline else None
+    return pid if pid != os.getpid() and b"workbench.runs.launcher" in cmdline else None
 
 
 def serve() -> None:
@@ -100,7 +100,7 @@ def serve() -> None:
     import transformers  # noqa: F401
     import trl  # noqa: F401
 
-    import workbench.worker  # noqa: F401
+    import workbench.runs.worker  # noqa: F401
     from workbench import data, methods, models  # noqa: F401
     from workbench.training import artifacts, callbacks, hardware, sft, varlen_attention  # noqa: F401
 
@@ -150,7 +150,7 @@ def _fork_worker(request: dict, server: socket.socket) -> int:
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.environ.update(request["env"])
-        from workbench import worker
+        from workbench.runs import worker
 
         code = worker.main([request["run_dir"]])
     except BaseException:  # noqa: B036  the child must never return into the launcher's loop

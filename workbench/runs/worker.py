@@ -25,9 +25,9 @@ from pathlib import Path  # noqa: E402
 
 from workbench.config import RunConfig  # noqa: E402
 from workbench.errors import describe  # noqa: E402
-from workbench.run_files import RunFiles, write_json_atomic  # noqa: E402
+from workbench.runs.files import RunFiles, write_json_atomic  # noqa: E402
 
-log = logging.getLogger("workbench.worker")
+log = logging.getLogger("workbench.runs.worker")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +82,9 @@ def train(files: RunFiles, stop) -> str:
     import torch
     from transformers import set_seed
 
-    from workbench import chaining, methods, preflight, stages
+    from workbench import methods, stages
     from workbench.methods.counting import count_parameters
+    from workbench.runs import chaining, preflight
     from workbench.training import artifacts, hardware, varlen_attention
     from workbench.training.callbacks import RunCallback
 
@@ -238,7 +239,7 @@ def _notify_job_store(files: RunFiles) -> None:
     if not db:
         return
     try:
-        from workbench.jobs import JobStore
+        from workbench.runs.store import JobStore
 
         JobStore(Path(db)).worker_exited(files.root)
     except Exception:  # noqa: BLE001  the run's own outcome is already on disk; reconcile will catch up

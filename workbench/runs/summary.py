@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.run_files import RunFiles
+from workbench.runs.files import RunFiles
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 

@@ -6,9 +6,10 @@ can always be reproduced from its frozen config.
 
 from __future__ import annotations
 
-from workbench import chaining, data, models, stages
+from workbench import data, models, stages
 from workbench.config import RunConfig
 from workbench.errors import ConfigError, DataError, FieldProblem
+from workbench.runs import chaining
 
 
 def freeze(config: RunConfig) -> RunConfig:

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import yaml
 
-from workbench import home, launcher
+from workbench import home
 from workbench.config import RunConfig, dump_config, save_config
 from workbench.errors import WorkbenchError
-from workbench.run_files import ACTIVE_STATES, FINAL_STATES, RunFiles
+from workbench.runs import launcher
+from workbench.runs.files import ACTIVE_STATES, FINAL_STATES, RunFiles
 
 # Seconds a worker gets to save a checkpoint after SIGTERM before it is killed.
 STOP_GRACE_SECONDS = 60
@@ -287,7 +288,7 @@ class JobStore:
         with files.log.open("ab") as log:
             # The worker's output goes to a file, never a pipe: nobody has to drain it for training to go on.
             proc = subprocess.Popen(
-                [sys.executable, "-m", "workbench.worker", str(files.root)],
+                [sys.executable, "-m", "workbench.runs.worker", str(files.root)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
