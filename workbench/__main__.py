@@ -44,25 +44,16 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     from workbench.config import load_config
     from workbench.runs.store import JobStore
-    from workbench.runs.submission import freeze
+    from workbench.runs.submission import submit
 
     config = load_config(args.config, args.overrides)
-    _refuse_what_this_machine_cannot_train(config)
-    config = freeze(config)
     store = JobStore()
     store.reconcile()
-    job = store.submit(config)
+    job = submit(config, store=store)
     _out(f"run {job.id} queued: {job.run_dir}")
     if args.detach:
         return 0
     return _follow(store, job.id)
-
-
-def _refuse_what_this_machine_cannot_train(config) -> None:
-    from workbench.runs import preflight
-    from workbench.training.hardware import detect_device
-
-    preflight.refuse(preflight.problems(config, detect_device()[0]))
 
 
 def _follow(store, job_id: str) -> int:

@@ -62,6 +62,13 @@ def _field_problem(problem: str) -> FieldProblem:
     return FieldProblem("method", problem)
 
 
+def this_device() -> str:
+    """Where a run would train here: "cuda", "mps" or "cpu" (imports torch: the UI asks its helper process)."""
+    from workbench.training.hardware import detect_device
+
+    return detect_device()[0]
+
+
 def method_report(config: RunConfig, model_dir: Path | str) -> MethodReport:
     from workbench.methods.counting import count_for_method
     from workbench.training.hardware import detect_device

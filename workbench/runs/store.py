@@ -142,7 +142,7 @@ class JobStore:
 
     # -- actions ---------------------------------------------------------------------------------------
 
-    def submit(self, config: RunConfig, *, start: bool = True) -> Job:
+    def submit(self, config: RunConfig, *, start: bool = True, env: dict[str, str] | None = None) -> Job:
         """Create a queued run from a validated, frozen config (dataset paths already stored copies)."""
         job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         run_dir = home.runs_dir() / job_id

@@ -1,15 +1,35 @@
-"""Turning a validated config into a run that can be queued: check the model, check and store the data.
-
-Everything is checked before anything is written; the stored dataset copies are content-addressed, so a run
-can always be reproduced from its frozen config.
+"""The one way a run comes in, from the UI, the CLI or the API: validate, check this machine, store the data,
+queue it. Everything is checked before anything is written; the stored dataset copies are content-addressed, so
+a run can always be reproduced from its frozen config.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from workbench import data, models, stages
 from workbench.config import RunConfig
 from workbench.errors import ConfigError, DataError, FieldProblem
-from workbench.runs import chaining
+from workbench.runs import chaining, preflight
+from workbench.runs.store import Job, JobStore
+
+
+def submit(
+    config: RunConfig,
+    *,
+    device: str | None = None,
+    env: Mapping[str, str] | None = None,
+    store: JobStore | None = None,
+) -> Job:
+    """Queue a run of `config` (and start it when the queue is free); ConfigError lists every problem at once.
+
+    `device` is where it will train ("cpu", "cuda", "mps"; detected when None, which imports torch: the UI
+    passes what its helper process found). The worker runs with `env` (default: this process's environment).
+    """
+    preflight.refuse(preflight.problems(config, device or preflight.this_device()))
+    frozen = freeze(config)
+    return (store or JobStore()).submit(frozen, env=dict(os.environ if env is None else env))
 
 
 def freeze(config: RunConfig) -> RunConfig:

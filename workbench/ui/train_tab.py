@@ -19,7 +19,7 @@ from workbench.estimate import estimate
 from workbench.models import PRESETS
 from workbench.runs import preflight
 from workbench.runs.store import JobStore
-from workbench.runs.submission import freeze
+from workbench.runs.submission import submit
 from workbench.ui import background
 from workbench.ui.form import FormField, build_fields, collect, component_value
 from workbench.ui.runs_tab import run_choices
@@ -265,10 +265,13 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, sh
             config = parse_config(raw)
             folder = models.local_folder(config.model.name_or_path)
             if folder is not None:  # a hub model is checked by the worker once it is downloaded
-                blocking = background.call(preflight.method_report, config, folder).problems
-                if blocking:
-                    return _blocking(blocking), gr.update(), gr.update()
-            job = JobStore().submit(freeze(config))
+                report = background.call(preflight.method_report, config, folder)
+                if report.problems:
+                    return _blocking(report.problems), gr.update(), gr.update()
+                device = report.device
+            else:
+                device = background.call(preflight.this_device)
+            job = submit(config, device=device)
         except ConfigError as err:
             return _problems(err), gr.update(), gr.update()
         except WorkbenchError as err:
