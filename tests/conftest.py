@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -42,11 +43,11 @@ def wait_for_jobs(store, jobs: dict, seconds: float = 900) -> dict:
 
 
 def kill_workers(home: Path) -> None:
-    # Workers and the launcher run in their own sessions: nothing else would stop them after a test.
+    # Workers run in their own sessions, and a launcher lives as long as the test session: stop both.
     for pid_file in home.rglob("launcher.pid"):
         try:
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
+            os.kill(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
+        except (ProcessLookupError, ValueError, KeyError):
             pass
     for db in home.rglob("jobs.sqlite"):
         from workbench.runs.store import ACTIVE_STATES, JobStore

@@ -22,7 +22,7 @@ from workbench.estimation.calibration import STEP_OVERHEAD_SECONDS, thread_speed
 from workbench.estimation.costs import step_flops
 from workbench.methods.counting import count_for_method
 from workbench.methods.lora import LoraParams
-from workbench.runs.store import JobStore
+from workbench.runs.queue import RunQueue
 from workbench.runs.submission import freeze
 
 # The bundled SmolLM2-135M-Instruct's shapes, so fast tests need no converted model.
@@ -294,7 +294,7 @@ SETTINGS = {
 COMMON = ["train.threads=1", "train.save_steps=1000"]
 
 
-def wait_finished(store: JobStore, job_id: str, timeout: float = 600):
+def wait_finished(store: RunQueue, job_id: str, timeout: float = 600):
     deadline = time.time() + timeout
     while time.time() < deadline:
         store.reconcile()
@@ -311,7 +311,7 @@ def test_estimate_is_within_a_factor_of_two_of_real_runs(model_ref, home):
     # Calibrated before any run exists, so no run's own measurements feed its estimate.
     calibration = calibrate()
     assert calibration.source == "benchmark"
-    store = JobStore()
+    store = RunQueue()
     configs = {name: freeze(identity(*COMMON, *overrides)) for name, overrides in SETTINGS.items()}
     jobs = {name: store.submit(config) for name, config in configs.items()}  # the queue runs them one by one
 

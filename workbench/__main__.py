@@ -1,4 +1,4 @@
-"""The command line: `python -m workbench train|jobs|chat|export ...`."""
+"""The command line: `python -m workbench train|jobs|stop|resume|delete|logs|chat|export ...`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("jobs", help="list runs and their states")
 
+    stop = sub.add_parser("stop", help="stop a run: a queued one at once, a running one after saving a checkpoint")
+    stop.add_argument("run", help="a run id (see `jobs`)")
+    resume = sub.add_parser("resume", help="queue a stopped or failed run again, from its last checkpoint")
+    resume.add_argument("run", help="a run id (see `jobs`)")
+    resume.add_argument("--detach", action="store_true", help="queue it and return at once")
+    delete = sub.add_parser("delete", help="delete a run that is not training, with its folder")
+    delete.add_argument("run", help="a run id (see `jobs`)")
+    logs = sub.add_parser("logs", help="print a run's log")
+    logs.add_argument("run", help="a run id (see `jobs`)")
+    logs.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines (default: all)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing as the run goes on")
+
     chat = sub.add_parser("chat", help="chat in the terminal with a run's adapter on its base model")
     chat.add_argument("run", help="a run id (see `jobs`)")
     chat.add_argument("--max-new-tokens", type=int, default=256)
@@ -35,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        return {"train": _train, "jobs": _jobs, "chat": _chat, "export": _export}[args.command](args)
+        commands = {"train": _train, "jobs": _jobs, "stop": _stop, "resume": _resume, "delete": _delete}
+        commands.update({"logs": _logs, "chat": _chat, "export": _export})
+        return commands[args.command](args)
     except WorkbenchError as err:
         _err(f"error: {err}" if "\n" not in str(err) else "error:\n  " + str(err).replace("\n", "\n  "))
         return 2
@@ -43,28 +57,28 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from workbench.config import load_config
-    from workbench.runs.store import JobStore
+    from workbench.runs.queue import RunQueue
     from workbench.runs.submission import submit
 
     config = load_config(args.config, args.overrides)
-    store = JobStore()
-    store.reconcile()
-    job = submit(config, store=store)
+    queue = RunQueue()
+    queue.reconcile()
+    job = submit(config, queue=queue)
     _out(f"run {job.id} queued: {job.run_dir}")
     if args.detach:
         return 0
-    return _follow(store, job.id)
+    return _follow(queue, job.id)
 
 
-def _follow(store, job_id: str) -> int:
+def _follow(queue, job_id: str) -> int:
     from tqdm import tqdm
 
     bar = tqdm(total=None, unit="step", dynamic_ncols=True)
     stopping = False
     while True:
         try:
-            store.reconcile()
-            job = store.get(job_id)
+            queue.reconcile()
+            job = queue.get(job_id)
             status = job.files.read_status()
             if status.get("max_steps"):
                 bar.total = status["max_steps"]
@@ -82,7 +96,7 @@ def _follow(store, job_id: str) -> int:
                 return 130
             stopping = True
             _err("\nstopping: saving a checkpoint (Ctrl-C again to leave it in the background)")
-            store.cancel(job_id)
+            queue.cancel(job_id)
     bar.close()
     if job.state == "finished":
         _out(f"finished: adapter in {job.files.adapter}")
@@ -94,10 +108,63 @@ def _follow(store, job_id: str) -> int:
     return 1
 
 
-def _jobs(args: argparse.Namespace) -> int:
-    from workbench.runs.store import JobStore
+def _stop(args: argparse.Namespace) -> int:
+    from workbench.runs.queue import RunQueue
 
-    jobs = JobStore().reconcile()
+    job = RunQueue().cancel(args.run)
+    _out(f"run {job.id} stopped" if job.state == "stopped" else f"run {job.id} stopping: saving a checkpoint")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from workbench.runs.queue import RunQueue
+
+    queue = RunQueue()
+    queue.reconcile()
+    job = queue.resume(args.run)
+    checkpoint = job.files.last_checkpoint()
+    _out(f"run {job.id} queued again, from {checkpoint.name if checkpoint else 'the start'}")
+    return 0 if args.detach else _follow(queue, job.id)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from workbench.runs.queue import RunQueue
+
+    RunQueue().delete(args.run)
+    _out(f"run {args.run} deleted")
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from workbench.runs.queue import RunQueue
+
+    queue = RunQueue()
+    job = queue.get(args.run)
+    position, first = 0, True
+    while True:
+        try:
+            with job.files.log.open("rb") as f:
+                f.seek(position)
+                text = f.read()
+                position = f.tell()
+        except FileNotFoundError:
+            text = b""
+        if first and args.lines:
+            text = b"".join(text.splitlines(keepends=True)[-args.lines :])
+        sys.stdout.write(text.decode("utf-8", "replace"))
+        sys.stdout.flush()
+        first = False
+        if not args.follow or not job.active:
+            return 0
+        time.sleep(0.5)
+        queue.reconcile()
+        job = queue.get(job.id)
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from workbench.runs.queue import RunQueue
+
+    jobs = RunQueue().reconcile()
     if not jobs:
         _out("no runs yet")
         return 0

@@ -23,8 +23,8 @@ from workbench.config import load_config
 from workbench.errors import WorkbenchError
 from workbench.export import _merge, merge_adapter
 from workbench.methods.counting import count_for_method
-from workbench.runs import launcher
-from workbench.runs.store import JobStore
+from workbench.runs import spawn
+from workbench.runs.queue import RunQueue
 from workbench.runs.submission import freeze
 
 pytestmark = pytest.mark.slow
@@ -73,8 +73,8 @@ def runs(shared_home, tiny_model):
     """All cases queued at once; the queue runs them one after another. Returns {case: job}."""
     os.environ["WORKBENCH_HOME"] = str(shared_home)
     try:
-        launcher.ensure_running()
-        store = JobStore()
+        spawn.ensure_launcher()
+        store = RunQueue()
         jobs = {}
         for case, (name, settings) in CASES.items():
             overrides = [

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import PRESETS
 from tests.test_training import cli
-from workbench.runs.store import JobStore
+from workbench.runs.queue import RunQueue
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def test_dpo_logs_its_metrics_and_the_margin_rises(tmp_path, home, tiny_model):
         home=home,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    (job,) = JobStore().list()
+    (job,) = RunQueue().list()
     assert job.state == "finished"
     records = [r for r in job.files.read_metrics() if "loss" in r]
     assert len(records) == 6
@@ -108,7 +108,7 @@ def test_dpo_for_a_method_without_peft_loads_its_reference_from_the_local_base(t
     result = cli("train", str(PRESETS / "sft-lora-identity.yaml"), *overrides(*settings, "data.cutoff_len=96"),
                  home=home)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    job = next(job for job in JobStore().list() if job.state == "finished")
+    job = next(job for job in RunQueue().list() if job.state == "finished")
     (record,) = [r for r in job.files.read_metrics() if "loss" in r]
     # Step 1: the adapters start as the identity, so the policy is the reference and the rewards are zero.
     assert record["rewards/chosen"] == pytest.approx(0, abs=1e-4) and record["loss"] == pytest.approx(0.6931, abs=1e-3)

@@ -24,8 +24,8 @@ from workbench.chat import ChatEngine
 from workbench.config import load_config
 from workbench.errors import ModelLoadError
 from workbench.export import merge_adapter
-from workbench.runs import launcher
-from workbench.runs.store import JobStore
+from workbench.runs import spawn
+from workbench.runs.queue import RunQueue
 from workbench.runs.submission import freeze
 
 pytestmark = pytest.mark.slow
@@ -121,8 +121,8 @@ def runs(shared_home, tiny_model, data):
     """Every case, then the chained runs that need the first ones finished. Returns {case: job}."""
     os.environ["WORKBENCH_HOME"] = str(shared_home)
     try:
-        launcher.ensure_running()
-        store = JobStore()
+        spawn.ensure_launcher()
+        store = RunQueue()
         jobs = {
             case: submit(store, tiny_model, data.get(kind), f"stage.name={stage}", *settings)
             for case, (stage, kind, settings) in CASES.items()
@@ -185,8 +185,8 @@ def load_artifact(job, head: str, tiny_model):
     if kind == "model":
         return auto.from_pretrained(job.files.adapter, **kwargs).eval()
     parent = job.files.read_config().model.parent_run
-    if parent is not None and JobStore().get(parent).files.artifact_kind() == "model":
-        tiny_model = JobStore().get(parent).files.adapter  # the adapter belongs on the model its parent saved
+    if parent is not None and RunQueue().get(parent).files.artifact_kind() == "model":
+        tiny_model = RunQueue().get(parent).files.adapter  # the adapter belongs on the model its parent saved
     base = auto.from_pretrained(tiny_model, **kwargs)
     if kind == "bottleneck":
         bottleneck.load(base, job.files.adapter)

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import PRESETS, REPO
 from tests.ui.browser import App, free_port
 from workbench.config import load_config
-from workbench.runs.store import JobStore
+from workbench.runs.queue import RunQueue
 from workbench.runs.submission import freeze
 
 HEAVY = ["torch", "transformers", "peft", "trl"]
@@ -61,7 +61,7 @@ def test_job_keeps_training_across_an_app_restart(browser, tmp_path, monkeypatch
     monkeypatch.setenv("WORKBENCH_HOME", str(home))
     app = App(home).start()
     overrides = ["train.max_steps=40", "train.threads=1", "data.cutoff_len=64", "train.save_steps=100"]
-    job = JobStore().submit(freeze(load_config(PRESETS / "sft-lora-identity.yaml", overrides)))
+    job = RunQueue().submit(freeze(load_config(PRESETS / "sft-lora-identity.yaml", overrides)))
     try:
         page = browser.new_page()
         page.goto(app.url)
@@ -69,7 +69,7 @@ def test_job_keeps_training_across_an_app_restart(browser, tmp_path, monkeypatch
         page.locator("#runs-table").get_by_text(job.id).filter(visible=True).first.wait_for(timeout=30_000)
 
         app.stop()  # the UI goes away while the worker trains
-        assert JobStore().get(job.id).state in ("starting", "running")
+        assert RunQueue().get(job.id).state in ("starting", "running")
         step_before = job.files.read_status().get("step", 0)
         app.start()
 
@@ -86,5 +86,5 @@ def test_job_keeps_training_across_an_app_restart(browser, tmp_path, monkeypatch
         page.locator("#runs-progress").get_by_text("stopped").wait_for(timeout=60_000)
     finally:
         app.stop()
-        if JobStore().get(job.id).state in ("starting", "running"):
-            JobStore().cancel(job.id)
+        if RunQueue().get(job.id).state in ("starting", "running"):
+            RunQueue().cancel(job.id)

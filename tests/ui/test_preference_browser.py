@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.ui.browser import App, open_tab, set_number, shot
 from workbench import ratings
-from workbench.runs.store import JobStore
+from workbench.runs.queue import RunQueue
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_dpo_from_the_form_then_ratings_become_a_dataset(browser, tmp_path, monk
         page.locator("#train-start").click()
         expect(errors).to_contain_text("prompt, chosen and rejected", timeout=30_000)
         expect(errors).to_contain_text("identity.json")
-        assert JobStore().list() == []
+        assert RunQueue().list() == []
 
         # Pairs: the Data tab says what they are and which stages take them; DPO trains on them.
         open_tab(page, "Data")
@@ -81,7 +81,7 @@ def test_dpo_from_the_form_then_ratings_become_a_dataset(browser, tmp_path, monk
         chart.locator("canvas, svg").first.wait_for(timeout=30_000)
         expect(page.locator("#runs-table")).to_contain_text("dpo")
         shot(page, "dpo-runs")
-        (job,) = JobStore().list()
+        (job,) = RunQueue().list()
         assert {"rewards/margins", "rewards/accuracies"} <= set(job.files.read_metrics()[0])
 
         # Side by side with the DPO adapter, sampling so the two replies differ; prefer the tuned one.

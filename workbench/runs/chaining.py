@@ -1,4 +1,5 @@
-"""Chained runs: a run that starts where an earlier run of the same model finished (SFT → DPO, SFT → GRPO).
+"""Runs that use earlier runs: a run that starts where an earlier run of the same model finished (SFT → DPO,
+SFT → GRPO), and online RL scored by a reward-model run.
 
 A PEFT adapter keeps training, so the result is again one adapter on the plain base (it loads anywhere PEFT
 loads) and stages with a reference use the base with the adapter off; a whole model saved by full or freeze
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from workbench import home, models, stages
 from workbench.config import RunConfig
-from workbench.runs.files import RunFiles, finished_run
+from workbench.runs.files import RunFiles
+from workbench.runs.store import finished_run
 
 
 def parent_files(run_id: str) -> RunFiles:
@@ -42,6 +44,25 @@ def parent_problem(config: RunConfig) -> str | None:
             return (f"run {run_id} trained a {parent.method.name} adapter, which this run continues: set "
                     f"method.name to {parent.method.name}")  # fmt: skip
     return None
+
+
+def reward_run_problem(config: RunConfig) -> str | None:
+    """Why `stage.reward_model_run` cannot score this run's replies; None when it can (or none is set)."""
+    run_id = getattr(config.stage, "reward_model_run", None)
+    if not run_id:
+        return None
+    files, problem = finished_run(run_id)
+    if files is None:
+        return problem
+    if stages.get(files.read_config().stage.name).head != "reward":
+        return f"run {run_id} trained stage {files.read_config().stage.name!r}, not a reward model"
+    return None
+
+
+def reward_run(config: RunConfig) -> RunFiles | None:
+    """The files of the reward-model run that scores this run's replies, if one is chosen."""
+    run_id = getattr(config.stage, "reward_model_run", None)
+    return parent_files(run_id) if run_id else None
 
 
 def inherit(config: RunConfig) -> RunConfig:

@@ -1,26 +1,38 @@
 """The files of one run folder: the only channel between the worker and everything that watches it.
 
-config.yaml (frozen before launch), status.json (rewritten atomically), metrics.jsonl (append-only),
-log.txt (the worker's output), checkpoints/, adapter/ and manifest.json. Light: no torch here.
+config.yaml (frozen before launch), status.json (the worker's progress: step, ETA, tokens/s, counts; written only
+by the worker, atomically), metrics.jsonl (append-only), log.txt (the worker's output), checkpoints/, adapter/ and
+manifest.json. Whether the run is queued, running or done, and why it failed, is the job store's (store.py), not
+this folder's. Light: no torch here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.config import RunConfig
 
-RunState = Literal["queued", "starting", "running", "finished", "failed", "stopped"]
-ACTIVE_STATES: tuple[RunState, ...] = ("starting", "running")
-FINAL_STATES: tuple[RunState, ...] = ("finished", "failed", "stopped")
+# Written into a checkpoint folder after everything else: the checkpoint's files and their sizes. A checkpoint
+# counts only with it, and only while its files still have those sizes (a truncated file is caught).
+CHECKPOINT_MARKER = "workbench-complete.json"
+
+# Threads of one process take this lock, processes the folder's lock file: a read-modify-write of status.json
+# sees every earlier write.
+_THREAD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -59,10 +71,13 @@ class RunFiles:
         """What the finished run left in adapter/ (see workbench.methods.registry.Artifact); None if nothing yet."""
         return artifact_kind(self.adapter)
 
+    # -- status.json: the worker's progress ---------------------------------------------------------------
+
     def write_status(self, **fields: Any) -> dict[str, Any]:
-        """Merge `fields` into status.json, atomically, stamping the time of the update."""
-        status = {**self.read_status(), **fields, "updated_at": time.time()}
-        write_json_atomic(self.status, status)
+        """Merge `fields` into status.json, atomically and under the folder's lock, stamping the time."""
+        with self.locked():
+            status = {**self.read_status(), **fields, "updated_at": time.time()}
+            write_json_atomic(self.status, status)
         return status
 
     def read_status(self) -> dict[str, Any]:
@@ -70,6 +85,18 @@ class RunFiles:
             return json.loads(self.status.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold this run folder's lock (threads and processes alike) for a read-modify-write."""
+        with _THREAD_LOCK, (self.root / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- metrics.jsonl -------------------------------------------------------------------------------------
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics.open("a", encoding="utf-8") as f:
@@ -93,14 +120,31 @@ class RunFiles:
     def truncate_metrics_after(self, step: int) -> None:
         """On resume, drop records logged after the checkpoint so the curve has no duplicate steps."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
-        tmp = self.metrics.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        tmp.replace(self.metrics)
+        write_text_atomic(self.metrics, "".join(json.dumps(r) + "\n" for r in kept))
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
 
     def last_checkpoint(self) -> Path | None:
-        """The newest complete checkpoint (one whose trainer state was written), or None."""
-        done = [p for p in self.checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-        return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+        """The newest complete checkpoint (its marker written last, its files whole), or None."""
+        found = sorted(self.checkpoints.glob("checkpoint-*"), key=_checkpoint_step, reverse=True)
+        marked = any((p / CHECKPOINT_MARKER).is_file() for p in found)
+        for path in found:
+            if checkpoint_complete(path) or (not marked and _legacy_complete(path)):
+                return path
+        return None
+
+    def discard_incomplete_checkpoints(self) -> None:
+        """Remove checkpoint folders a worker began but never finished (killed, or the disk filled up) or whose
+        files were damaged since, so that neither a resume nor the trainer's rotation counts them."""
+        last = self.last_checkpoint()
+        folders = list(self.checkpoints.glob("checkpoint-*"))
+        legacy = not any((p / CHECKPOINT_MARKER).is_file() for p in folders)
+        for path in folders:
+            newer = last is None or _checkpoint_step(path) > _checkpoint_step(last)
+            if path != last and not checkpoint_complete(path) and (newer or not legacy):
+                shutil.rmtree(path, ignore_errors=True)
+
+    # -- the rest ------------------------------------------------------------------------------------------
 
     def read_config(self) -> RunConfig:
         """The run's frozen config.yaml, validated."""
@@ -120,22 +164,58 @@ class RunFiles:
             return ""
 
 
-def finished_run(run_id: str) -> tuple[RunFiles | None, str | None]:
-    """The files of a finished run named by id (a parent run, a reward-model run), or why it cannot be used."""
-    from workbench import home
+def mark_checkpoint_complete(path: Path) -> None:
+    """Record a saved checkpoint's files and sizes, last of all, so that it counts for resuming."""
+    files = {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
+    files.pop(CHECKPOINT_MARKER, None)
+    write_json_atomic(path / CHECKPOINT_MARKER, {"files": files})
 
-    files = RunFiles(home.runs_dir() / run_id)
-    if not run_id or "/" in run_id or run_id.startswith(".") or not files.config.is_file():
-        return None, f"no run {run_id!r}"
-    if files.read_status().get("state") != "finished" or files.artifact_kind() is None:
-        return None, f"run {run_id} has not finished, so there is nothing to use from it yet"
-    return files, None
+
+def checkpoint_complete(path: Path) -> bool:
+    try:
+        expected = json.loads((path / CHECKPOINT_MARKER).read_text(encoding="utf-8"))["files"]
+        return bool(expected) and all((path / name).stat().st_size == size for name, size in expected.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _legacy_complete(path: Path) -> bool:
+    # Checkpoints from before the marker existed: complete once the trainer state, written late, parses.
+    try:
+        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return int(path.name.rsplit("-", 1)[1])
+    except ValueError:
+        return -1
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=1))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that no reader, thread or process ever sees a partial file.
+
+    The temporary file is unique to this call (two writers never share one) and flushed to disk before the
+    rename, so a crash leaves either the old file or the new one.
+    """
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 # The file that marks each kind of finished artifact (workbench.methods.registry.Artifact).

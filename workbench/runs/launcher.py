@@ -4,96 +4,77 @@ Importing torch, transformers, peft and trl takes ~6 s on a small CPU, every tim
 this launcher while a person is still choosing data and settings; a run started through it begins training
 about a second after Start. Forking is safe here because the launcher itself never runs a tensor op, never
 touches CUDA and starts no threads: each forked worker initialises those for itself. A forked worker calls
-setsid, so like any other worker it outlives the UI and the launcher.
+setsid, so like any other worker it outlives the UI and the launcher. It forks only for submitters whose
+environment is the launcher's own (spawn.same_environment); anyone else's run gets a fresh process.
 
-    python -m workbench.launcher      (started by the UI; exits with it, or after IDLE_SECONDS idle)
+    python -m workbench.runs.launcher --parent PID --parent-created T
+        (started by the UI; leaves the moment that process ends, whenever that is, or after IDLE_SECONDS idle)
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see workbench/worker.py: must precede torch's import
+_STARTED_WITH = dict(os.environ)  # before anything below changes it: what a fresh worker would get
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see workbench/runs/worker.py: must precede torch's import
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import argparse  # noqa: E402
+import ctypes  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-from workbench import home  # noqa: E402
+from workbench.runs import processes, spawn  # noqa: E402
 
 IDLE_SECONDS = 30 * 60
-_POLL_SECONDS = 2.0  # how often an idle launcher checks whether the process that started it is still there
-_CONNECT_TIMEOUT = 2.0
+_POLL_SECONDS = 1.0  # how often the launcher checks that the process that started it is still there
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
-def socket_path() -> Path:
-    return home.home() / "launcher.sock"
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench.runs.launcher", description=__doc__.splitlines()[0])
+    parser.add_argument("--parent", type=int, required=True, help="leave when this process ends")
+    parser.add_argument("--parent-created", type=float, help="the parent's creation time (tells it from a newcomer)")
+    args = parser.parse_args(argv)
+    parent = (args.parent, args.parent_created)
+    # Before the heavy imports: a UI that ended while we started (a port clash, Ctrl-C) must not leave us behind.
+    watcher = _leave_with(parent)
+    if not processes.alive(*parent) or spawn.running_launcher() is not None:
+        return 0  # our UI is gone already, or two starts raced: one launcher per data directory is enough
+    spawn.pid_path().write_text(json.dumps({"pid": os.getpid(), "created": processes.created(os.getpid())}))
+    _import_training_stack()
+    if watcher is not None:  # no thread may run once we fork; from here the accept loop watches the parent
+        watcher.set()
+    serve(parent)
+    return 0
 
 
-def pid_path() -> Path:
-    return home.home() / "launcher.pid"
-
-
-def start_worker(run_dir: Path, log: Path, env: dict[str, str]) -> int | None:
-    """Ask a running launcher to fork a worker for `run_dir`; its pid, or None when no launcher answers."""
-    path = socket_path()
-    if not path.exists():
-        return None
+def _leave_with(parent: tuple[int, float | None]) -> threading.Event | None:
+    """Make this process end when `parent` does: the kernel's parent-death signal on Linux (checked once more
+    after asking, since the parent may have gone just before), else a watching thread, stopped by the event."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(_CONNECT_TIMEOUT)
-            conn.connect(str(path))
-            conn.sendall(json.dumps({"run_dir": str(run_dir), "log": str(log), "env": env}).encode() + b"\n")
-            reply = json.loads(_read_line(conn))
-    except (OSError, ValueError):
-        return None  # a stale socket from a launcher that is gone: the caller starts the worker itself
-    return reply.get("pid")
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) == 0 and os.getppid() == parent[0]:
+            return None
+    except (OSError, AttributeError):
+        pass
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            if not processes.alive(*parent):
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return done
 
 
-def ensure_running() -> None:
-    """Start a launcher for this data directory unless one is running or starting (returns at once)."""
-    path = socket_path()
-    if path.exists():
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(_CONNECT_TIMEOUT)
-                conn.connect(str(path))
-                return
-        except OSError:
-            path.unlink(missing_ok=True)
-    if _other_launcher() is not None:  # still importing: it listens in a few seconds
-        return
-    log = (home.home() / "launcher.log").open("ab")
-    subprocess.Popen(
-        [sys.executable, "-m", "workbench.runs.launcher"],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "WORKBENCH_HOME": str(home.home())},
-        start_new_session=True,
-    )
-
-
-def _other_launcher() -> int | None:
-    """The pid of another live launcher of this data directory, if its pid file names one."""
-    try:
-        pid = int(pid_path().read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    return pid if pid != os.getpid() and b"workbench.runs.launcher" in cmdline else None
-
-
-def serve() -> None:
-    if _other_launcher() is not None:
-        return  # two starts raced: one launcher per data directory is enough
-    pid_path().write_text(str(os.getpid()))  # first, so whoever started it can always stop it
+def _import_training_stack() -> None:
     # Everything a worker imports, imported once here.
     import peft  # noqa: F401
     import torch  # noqa: F401
@@ -104,15 +85,18 @@ def serve() -> None:
     from workbench import data, methods, models  # noqa: F401
     from workbench.training import artifacts, callbacks, hardware, sft, varlen_attention  # noqa: F401
 
+
+def serve(parent: tuple[int, float | None]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked workers are reaped by the kernel
-    path = socket_path()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the parent-death signal: leave through `finally`
+    path = spawn.socket_path()
     staging = path.with_name(f".launcher-{os.getpid()}.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(staging))
     server.listen()
     staging.rename(path)  # appears only once it accepts connections
     ours = path.stat().st_ino
-    parent, idle_since = os.getppid(), time.monotonic()
+    idle_since = time.monotonic()
     server.settimeout(_POLL_SECONDS)
     try:
         while True:
@@ -120,16 +104,17 @@ def serve() -> None:
                 conn, _ = server.accept()
             except TimeoutError:
                 # Leave with whoever started us (the UI): workers already forked live on in their own sessions.
-                if os.getppid() != parent or time.monotonic() - idle_since > IDLE_SECONDS:
+                if not processes.alive(*parent) or time.monotonic() - idle_since > IDLE_SECONDS:
                     return
                 continue
             idle_since = time.monotonic()
             with conn:
-                line = _read_line(conn)
+                line = spawn.read_line(conn)
                 if not line:
                     continue  # a liveness probe
                 request = json.loads(line)
-                conn.sendall(json.dumps({"pid": _fork_worker(request, server)}).encode() + b"\n")
+                pid = _fork_worker(request, server) if spawn.same_environment(request["env"], _STARTED_WITH) else None
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
     finally:
         if path.exists() and path.stat().st_ino == ours:  # not a newer launcher's socket
             path.unlink()
@@ -144,15 +129,18 @@ def _fork_worker(request: dict, server: socket.socket) -> int:
         server.close()
         os.setsid()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the worker's own subprocesses are waited for normally
-        log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the worker installs its own stop handler
+        _no_parent_death_signal()
+        log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
+        os.environ.clear()  # exactly the submitter's environment, nothing of the launcher's
         os.environ.update(request["env"])
         from workbench.runs import worker
 
-        code = worker.main([request["run_dir"]])
+        code = worker.main(request["argv"])
     except BaseException:  # noqa: B036  the child must never return into the launcher's loop
         traceback.print_exc()
     finally:
@@ -161,15 +149,13 @@ def _fork_worker(request: dict, server: socket.socket) -> int:
         os._exit(code)
 
 
-def _read_line(conn: socket.socket) -> str:
-    chunks = b""
-    while not chunks.endswith(b"\n"):
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        chunks += chunk
-    return chunks.decode()
+def _no_parent_death_signal() -> None:
+    # A forked worker inherits the launcher's parent-death signal; it must outlive the launcher and the UI.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":
-    serve()
+    sys.exit(main())

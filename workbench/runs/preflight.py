@@ -41,6 +41,9 @@ def problems(config: RunConfig, device: str) -> list[str]:
     parent = chaining.parent_problem(config)
     if parent:
         found.append(f"model.parent_run: {parent}")
+    reward_run = chaining.reward_run_problem(config)
+    if reward_run:
+        found.append(f"stage.reward_model_run: {reward_run}")
     if config.train.optim in _BITSANDBYTES_OPTIMIZERS:
         if importlib.util.find_spec("bitsandbytes") is None:
             found.append(f"train.optim={config.train.optim} needs bitsandbytes, which is not installed.")

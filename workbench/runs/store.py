@@ -1,36 +1,41 @@
-"""The job store: an SQLite table of runs and a queue that starts one worker process at a time.
+"""The job store: one SQLite row per run, the only record of where a run stands.
 
-Every state change is a short transaction, so the UI, the CLI and the workers can share the database. A
-worker records its own outcome when it exits and starts the next queued job; `reconcile()` (run at start-up
-and on every refresh) catches workers that died without a word, e.g. killed with SIGKILL.
+A row holds the run's identity (id, name, config, folder, parent), its place in the queue, its state and why it
+failed, and the worker that holds it (pid and creation time). The worker's progress (step, ETA, ...) lives in its
+run folder (files.py), written by the worker alone.
+
+Every change of state is one conditional UPDATE (`... WHERE state = ?`) whose row count says whether it
+happened, so the UI, the CLI and the workers can act on the same run at once without a lost update. A worker
+holds its run by a claim, a random token given when the queue hands the run out: only the holder of the current
+claim can report on the run, so a worker whose claim was withdrawn cannot overwrite anything.
+
+    queued ──claim──▶ starting ──worker trains──▶ running ──▶ finished | failed | stopped
+       ▲                  │ (claim never taken up: back to queued)            │
+       └────────────────── resume ◀───────────────────────── failed | stopped ┘
 """
 
 from __future__ import annotations
 
-import os
+import json
 import secrets
-import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from workbench import home
-from workbench.config import RunConfig, dump_config, save_config
+from workbench.config import RunConfig, dump_config
 from workbench.errors import WorkbenchError
-from workbench.runs import launcher
-from workbench.runs.files import ACTIVE_STATES, FINAL_STATES, RunFiles
+from workbench.runs.files import RunFiles
 
-# Seconds a worker gets to save a checkpoint after SIGTERM before it is killed.
-STOP_GRACE_SECONDS = 60
+RunState = Literal["queued", "starting", "running", "finished", "failed", "stopped"]
+ACTIVE_STATES: tuple[RunState, ...] = ("starting", "running")
+FINAL_STATES: tuple[RunState, ...] = ("finished", "failed", "stopped")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -48,10 +53,18 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
-    stop_requested_at REAL,
-    proc_start INTEGER
+    stop_requested_at REAL
 );
 """
+# Columns added since the first schema, with their types: an older database gets them on open.
+_ADDED_COLUMNS = {
+    "proc_start": "INTEGER",  # unused: the worker's start in clock ticks, before process_created
+    "process_created": "REAL",  # the worker's creation time (psutil): tells it from a later process with its pid
+    "claim": "TEXT",  # the token of the worker that holds the run (see the module docstring)
+    "claimed_at": "REAL",
+    "queued_at": "REAL",  # queue order: submission, or the latest resume
+    "env": "TEXT",  # the submitter's environment as JSON, for the worker; cleared once the run ends
+}
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,7 @@ class Job:
     method: str
     model: str
     config: str
-    state: str
+    state: RunState
     run_dir: str
     parent: str | None
     pid: int | None
@@ -71,7 +84,10 @@ class Job:
     started_at: float | None
     finished_at: float | None
     stop_requested_at: float | None
-    proc_start: int | None  # the worker's start time in clock ticks: tells it from a later process with its pid
+    process_created: float | None
+    claim: str | None
+    claimed_at: float | None
+    queued_at: float | None
 
     @property
     def files(self) -> RunFiles:
@@ -84,8 +100,16 @@ class Job:
         return (raw.get("stage") or {}).get("name") or (raw.get("train") or {}).get("stage") or "sft"
 
     @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
     def resumable(self) -> bool:
         return self.state in ("failed", "stopped") and self.files.last_checkpoint() is not None
+
+
+_JOB_COLUMNS = ", ".join(Job.__dataclass_fields__)
+_ACTIVE = "('starting', 'running')"
 
 
 class JobError(WorkbenchError):
@@ -95,14 +119,17 @@ class JobError(WorkbenchError):
 
 
 class JobStore:
-    def __init__(self, db: Path | None = None, max_running: int = 1):
+    """The SQLite table of runs. Each method is one short transaction; none starts or signals a process."""
+
+    def __init__(self, db: Path | None = None):
         self.db = Path(db or home.jobs_db())
-        self.max_running = max_running
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-            if "proc_start" not in columns:  # a database made before the column existed
-                conn.execute("ALTER TABLE runs ADD COLUMN proc_start INTEGER")
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+        self.db.chmod(0o600)  # it holds submitters' environments
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -126,210 +153,173 @@ class JobStore:
                 raise
             conn.execute("COMMIT")
 
+    def _update(self, sql: str, *params: object) -> bool:
+        """Run one conditional UPDATE or DELETE; whether it changed a row."""
+        with self._transaction() as conn:
+            return conn.execute(sql, params).rowcount == 1
+
     # -- reading ---------------------------------------------------------------------------------------
 
     def list(self) -> list[Job]:
         with self._connect() as conn:
-            rows = conn.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
+            rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM runs ORDER BY created_at DESC").fetchall()
         return [Job(**dict(r)) for r in rows]
 
     def get(self, job_id: str) -> Job:
-        with self._connect() as conn:
-            row = conn.execute("SELECT * FROM runs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
+        job = self.find(job_id)
+        if job is None:
             raise JobError(f"no run with id {job_id!r}")
-        return Job(**dict(row))
+        return job
 
-    # -- actions ---------------------------------------------------------------------------------------
+    def find(self, job_id: str) -> Job | None:
+        with self._connect() as conn:
+            row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM runs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else Job(**dict(row))
 
-    def submit(self, config: RunConfig, *, start: bool = True, env: dict[str, str] | None = None) -> Job:
-        """Create a queued run from a validated, frozen config (dataset paths already stored copies)."""
-        job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-        run_dir = home.runs_dir() / job_id
-        staging = home.runs_dir() / f".{job_id}.tmp"
-        staging.mkdir()
-        try:
-            save_config(config, staging / "config.yaml")
-            RunFiles(staging).write_status(state="queued")
-            staging.rename(run_dir)
-            with self._transaction() as conn:
-                conn.execute(
-                    "INSERT INTO runs (id, name, method, model, config, state, run_dir, parent, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-                    (
-                        job_id,
-                        config.name,
-                        config.method.name,
-                        config.model.name_or_path,
-                        dump_config(config),
-                        str(run_dir),
-                        config.model.parent_run,
-                        time.time(),
-                    ),
-                )
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        if start:
-            self.start_next()
-        return self.get(job_id)
+    def environment(self, job_id: str) -> dict[str, str]:
+        """The environment the run's worker gets: its submitter's (or resumer's)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT env FROM runs WHERE id = ?", (job_id,)).fetchone()
+        return json.loads(row["env"]) if row is not None and row["env"] else {}
 
-    def start_next(self) -> Job | None:
-        """Start the oldest queued job if fewer than `max_running` are active; returns it."""
+    # -- the queue's transitions -----------------------------------------------------------------------
+
+    def insert(self, job_id: str, config: RunConfig, run_dir: Path, env: Mapping[str, str]) -> None:
+        now = time.time()
         with self._transaction() as conn:
-            marks = ", ".join("?" for _ in ACTIVE_STATES)
-            active = conn.execute(f"SELECT COUNT(*) FROM runs WHERE state IN ({marks})", ACTIVE_STATES).fetchone()[0]
-            if active >= self.max_running:
+            conn.execute(
+                "INSERT INTO runs (id, name, method, model, config, state, run_dir, parent, created_at, queued_at,"
+                " env) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    config.name,
+                    config.method.name,
+                    config.model.name_or_path,
+                    dump_config(config),
+                    str(run_dir),
+                    config.model.parent_run,
+                    now,
+                    now,
+                    json.dumps(dict(env)),
+                ),
+            )
+
+    def claim_next(self, max_running: int) -> Job | None:
+        """Hand the oldest queued run out (queued → starting, with a fresh claim) if fewer than `max_running`
+        runs are active; the claimed job, or None."""
+        with self._transaction() as conn:
+            active = conn.execute(f"SELECT COUNT(*) FROM runs WHERE state IN {_ACTIVE}").fetchone()[0]
+            if active >= max_running:
                 return None
-            row = conn.execute("SELECT * FROM runs WHERE state = 'queued' ORDER BY created_at LIMIT 1").fetchone()
+            row = conn.execute("SELECT id FROM runs WHERE state = 'queued' ORDER BY queued_at, id LIMIT 1").fetchone()
             if row is None:
                 return None
-            job = Job(**dict(row))
-            pid = self._spawn(job)
             conn.execute(
-                "UPDATE runs SET state = 'starting', pid = ?, proc_start = ?, started_at = ?, error = NULL,"
-                " error_category = NULL, finished_at = NULL, stop_requested_at = NULL WHERE id = ?",
-                (pid, _start_time(pid), time.time(), job.id),
+                "UPDATE runs SET state = 'starting', claim = ?, claimed_at = ?, started_at = ?, pid = NULL,"
+                " process_created = NULL, error = NULL, error_category = NULL, finished_at = NULL,"
+                " stop_requested_at = NULL WHERE id = ? AND state = 'queued'",
+                (secrets.token_hex(8), time.time(), time.time(), row["id"]),
             )
-        return self.get(job.id)
+            # Read back inside the transaction: the claim as given, whatever happens to the row next.
+            claimed = conn.execute(f"SELECT {_JOB_COLUMNS} FROM runs WHERE id = ?", (row["id"],)).fetchone()
+        return Job(**dict(claimed))
 
-    def cancel(self, job_id: str) -> Job:
-        """Stop a job: a queued one at once; a running one gets SIGTERM, saves a checkpoint and exits."""
-        job = self.get(job_id)
-        if job.state == "queued":
-            self._set(job_id, state="stopped", finished_at=time.time())
-            job.files.write_status(state="stopped")
-        elif job.state in ACTIVE_STATES:
-            _signal_group(job.pid, signal.SIGTERM)
-            self._set(job_id, stop_requested_at=time.time())
-        else:
-            raise JobError(f"run {job_id} is {job.state}: only queued or running runs can be stopped")
-        return self.get(job_id)
+    def record_worker(self, job_id: str, claim: str, pid: int, created: float) -> bool:
+        """Note the process that holds the claim; False when the claim is no longer current (withdrawn)."""
+        return self._update(
+            "UPDATE runs SET pid = ?, process_created = ? WHERE id = ? AND claim = ? AND state = 'starting'"
+            " AND (pid IS NULL OR (pid = ? AND process_created = ?))",
+            pid,
+            created,
+            job_id,
+            claim,
+            pid,
+            created,
+        )
 
-    def resume(self, job_id: str) -> Job:
-        """Queue a stopped or failed run again; its worker continues from the newest checkpoint."""
-        job = self.get(job_id)
-        if job.state not in ("failed", "stopped"):
-            raise JobError(f"run {job_id} is {job.state}: only stopped or failed runs can be resumed")
-        self._set(job_id, state="queued", error=None, error_category=None, finished_at=None)
-        job.files.write_status(state="queued", error=None, error_category=None)
-        self.start_next()
-        return self.get(job_id)
+    def mark_running(self, job_id: str, claim: str) -> bool:
+        return self._update(
+            "UPDATE runs SET state = 'running' WHERE id = ? AND claim = ? AND state = 'starting'", job_id, claim
+        )
 
-    def delete(self, job_id: str) -> None:
-        job = self.get(job_id)
-        if job.state in ACTIVE_STATES:
-            raise JobError(f"run {job_id} is {job.state}: stop it before deleting it")
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM runs WHERE id = ?", (job_id,))
-        shutil.rmtree(job.run_dir, ignore_errors=True)
+    def finish(
+        self, job_id: str, claim: str, state: RunState, error: str | None = None, category: str | None = None
+    ) -> bool:
+        """The claim holder's report of how the run ended; False when its claim is no longer current."""
+        assert state in FINAL_STATES, state
+        return self._update(
+            f"UPDATE runs SET state = ?, error = ?, error_category = ?, finished_at = ?, env = NULL"
+            f" WHERE id = ? AND claim = ? AND state IN {_ACTIVE}",
+            state,
+            error,
+            category,
+            time.time(),
+            job_id,
+            claim,
+        )
 
-    # -- keeping the table true ------------------------------------------------------------------------
+    def release_claim(self, job_id: str, claim: str) -> bool:
+        """Put a run whose worker never started back in the queue (its claim withdrawn)."""
+        return self._update(
+            "UPDATE runs SET state = 'queued', claim = NULL, claimed_at = NULL, started_at = NULL"
+            " WHERE id = ? AND claim = ? AND state = 'starting' AND pid IS NULL",
+            job_id,
+            claim,
+        )
 
-    def worker_exited(self, run_dir: Path) -> None:
-        """Called by a worker as it exits: copy its outcome from status.json, then start the next job."""
-        with self._connect() as conn:
-            row = conn.execute("SELECT id FROM runs WHERE run_dir = ?", (str(Path(run_dir)),)).fetchone()
-        if row is not None:
-            self._record_outcome(self.get(row["id"]), exited=True)
-        self.start_next()
+    # -- people's actions ------------------------------------------------------------------------------
 
-    def reconcile(self) -> list[Job]:
-        """Fix rows whose worker is gone, escalate overdue stops, and start queued jobs; returns all jobs."""
-        for job in self.list():
-            if job.state not in ACTIVE_STATES:
-                continue
-            if not _alive(job.pid, job.proc_start):
-                self._record_outcome(job, exited=False)
-            elif job.state == "starting" and job.files.read_status().get("state") == "running":
-                self._set(job.id, state="running")
-            elif job.stop_requested_at and time.time() - job.stop_requested_at > STOP_GRACE_SECONDS:
-                _signal_group(job.pid, signal.SIGKILL)
-        self.start_next()
-        return self.list()
+    def stop_queued(self, job_id: str) -> bool:
+        """Stop a run that has no worker yet (queued, or claimed but not started); whether it was one."""
+        return self._update(
+            "UPDATE runs SET state = 'stopped', finished_at = ?, env = NULL, claim = NULL WHERE id = ?"
+            " AND (state = 'queued' OR (state = 'starting' AND pid IS NULL))",
+            time.time(),
+            job_id,
+        )
 
-    def _record_outcome(self, job: Job, *, exited: bool) -> None:
-        status = job.files.read_status()
-        state = status.get("state")
-        if state in FINAL_STATES:
-            self._set(
-                job.id,
-                state=state,
-                error=status.get("error"),
-                error_category=status.get("error_category"),
-                finished_at=status.get("finished_at") or time.time(),
-            )
-            return
-        if exited:  # still running by its own account: the worker calls us only once it is done
-            return
-        message = "The worker process ended without reporting why (killed, or the machine ran out of memory)."
-        if job.files.last_checkpoint() is not None:
-            message += " Resume continues from the last checkpoint."
-        job.files.write_status(state="failed", error=message, error_category="internal", finished_at=time.time())
-        self._set(job.id, state="failed", error=message, error_category="internal", finished_at=time.time())
+    def request_stop(self, job_id: str) -> bool:
+        """Note that a running run's worker was asked to stop; whether it is running."""
+        return self._update(
+            f"UPDATE runs SET stop_requested_at = COALESCE(stop_requested_at, ?) WHERE id = ? AND state IN {_ACTIVE}",
+            time.time(),
+            job_id,
+        )
 
-    def _set(self, job_id: str, **fields: object) -> None:
-        assignments = ", ".join(f"{key} = ?" for key in fields)
-        with self._transaction() as conn:
-            conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
+    def requeue(self, job_id: str, env: Mapping[str, str]) -> bool:
+        """Queue a stopped or failed run again (resume), with the resumer's environment."""
+        return self._update(
+            "UPDATE runs SET state = 'queued', queued_at = ?, env = ?, claim = NULL, error = NULL,"
+            " error_category = NULL, finished_at = NULL WHERE id = ? AND state IN ('failed', 'stopped')",
+            time.time(),
+            json.dumps(dict(env)),
+            job_id,
+        )
 
-    def _spawn(self, job: Job) -> int:
-        files = job.files
-        run_env = {"WORKBENCH_JOB_DB": str(self.db), "WORKBENCH_HOME": str(home.home())}
-        # A warm launcher (started by the UI) forks a worker that has the training stack imported already.
-        pid = launcher.start_worker(files.root, files.log, run_env)
-        if pid is not None:
-            return pid
-        env = {**os.environ, **run_env, "PYTHONUNBUFFERED": "1"}
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        with files.log.open("ab") as log:
-            # The worker's output goes to a file, never a pipe: nobody has to drain it for training to go on.
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "workbench.runs.worker", str(files.root)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # its own process group: a stop reaches the worker and its children
-            )
-        # Reap it when it exits so a long-lived parent (the UI server) collects no zombies.
-        threading.Thread(target=proc.wait, daemon=True).start()
-        return proc.pid
+    def remove(self, job_id: str) -> bool:
+        """Delete the row of a run that no worker holds; whether it was removed."""
+        return self._update(f"DELETE FROM runs WHERE id = ? AND state NOT IN {_ACTIVE}", job_id)
+
+    def fail(self, job_id: str, claim: str | None, message: str, category: str = "internal") -> bool:
+        """Mark an active run failed on behalf of a worker that cannot say so (it died, or never started)."""
+        return self._update(
+            f"UPDATE runs SET state = 'failed', error = ?, error_category = ?, finished_at = ?, env = NULL"
+            f" WHERE id = ? AND claim IS ? AND state IN {_ACTIVE}",
+            message,
+            category,
+            time.time(),
+            job_id,
+            claim,
+        )
 
 
-def _start_time(pid: int) -> int | None:
-    """A process's start time in clock ticks since boot (Linux), or None where /proc is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[19])  # field 22 of stat(5); the first two fields sit before the split
-
-
-def _alive(pid: int | None, started: int | None) -> bool:
-    """Whether `pid` is still this run's worker: not gone, not a zombie, not a new process reusing the pid."""
-    if not pid:
-        return False
-    if not Path("/proc/self").exists():  # no /proc (macOS): all we can ask is whether the pid exists
-        try:
-            os.kill(pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z" and (started is None or _start_time(pid) == started)
-
-
-def _signal_group(pid: int | None, sig: signal.Signals) -> None:
-    if not pid:
-        return
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+def finished_run(run_id: str, store: JobStore | None = None) -> tuple[RunFiles | None, str | None]:
+    """The files of a finished run named by id (a parent run, a reward-model run), or why it cannot be used."""
+    if not run_id or "/" in run_id or run_id.startswith("."):
+        return None, f"no run {run_id!r}"
+    job = (store or JobStore()).find(run_id)
+    if job is None or not job.files.config.is_file():
+        return None, f"no run {run_id!r}"
+    if job.state != "finished" or job.files.artifact_kind() is None:
+        return None, f"run {run_id} has not finished, so there is nothing to use from it yet"
+    return job.files, None

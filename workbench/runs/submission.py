@@ -12,7 +12,8 @@ from workbench import data, models, stages
 from workbench.config import RunConfig
 from workbench.errors import ConfigError, DataError, FieldProblem
 from workbench.runs import chaining, preflight
-from workbench.runs.store import Job, JobStore
+from workbench.runs.queue import RunQueue
+from workbench.runs.store import Job
 
 
 def submit(
@@ -20,7 +21,7 @@ def submit(
     *,
     device: str | None = None,
     env: Mapping[str, str] | None = None,
-    store: JobStore | None = None,
+    queue: RunQueue | None = None,
 ) -> Job:
     """Queue a run of `config` (and start it when the queue is free); ConfigError lists every problem at once.
 
@@ -29,7 +30,7 @@ def submit(
     """
     preflight.refuse(preflight.problems(config, device or preflight.this_device()))
     frozen = freeze(config)
-    return (store or JobStore()).submit(frozen, env=dict(os.environ if env is None else env))
+    return (queue or RunQueue()).submit(frozen, env=dict(os.environ if env is None else env))
 
 
 def freeze(config: RunConfig) -> RunConfig:

@@ -30,7 +30,8 @@ class RunSummary:
         return self.trainable_params / self.total_params
 
 
-def summarize(files: RunFiles) -> RunSummary:
+def summarize(files: RunFiles, state: str) -> RunSummary:
+    """The figures of the run in `files`, whose job-store state is `state`."""
     status = files.read_status()
     records = files.read_metrics()
     losses = [r for r in records if r.get("loss") is not None]
@@ -47,7 +48,7 @@ def summarize(files: RunFiles) -> RunSummary:
         method = "?"
     return RunSummary(
         method=method,
-        state=status.get("state", "?"),
+        state=state,
         steps=status.get("step", 0),
         trainable_params=status.get("trainable_params"),
         total_params=status.get("total_params"),

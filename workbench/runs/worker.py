@@ -1,8 +1,10 @@
-"""The training worker: `python -m workbench.worker RUN_DIR`.
+"""The training worker: `python -m workbench.runs.worker RUN_DIR --db JOBS_DB --claim TOKEN`.
 
-A process of its own that knows its run folder and nothing else: it reads the frozen config.yaml, trains,
-and reports through status.json and metrics.jsonl. SIGTERM saves a checkpoint and ends the run as "stopped";
-starting the worker again on the same folder resumes from the newest checkpoint.
+A process of its own that knows its run folder and the claim the queue gave it: it reads the frozen config.yaml,
+trains, reports progress through status.json and metrics.jsonl, and its outcome to the job store under its
+claim. SIGTERM saves a checkpoint and ends the run as "stopped"; a new claim on the same folder resumes from the
+newest complete checkpoint. A worker whose claim was withdrawn before it started (the run was stopped, or handed
+out again) leaves without touching anything.
 """
 
 from __future__ import annotations
@@ -25,36 +27,100 @@ from pathlib import Path  # noqa: E402
 
 from workbench.config import RunConfig  # noqa: E402
 from workbench.errors import describe  # noqa: E402
+from workbench.runs import disk, processes  # noqa: E402
 from workbench.runs.files import RunFiles, write_json_atomic  # noqa: E402
+from workbench.runs.store import JobStore  # noqa: E402
 
 log = logging.getLogger("workbench.runs.worker")
 
+# What the worker reports of its environment (never a value of a secret): which settings it trained under.
+_REPORTED_ENV = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_HOME", "TRANSFORMERS_OFFLINE")
+_SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+class Claim:
+    """The worker's hold on its run in the job store: every report goes through it, and fails once withdrawn."""
+
+    def __init__(self, store: JobStore, job_id: str, token: str):
+        self.store, self.job_id, self.token = store, job_id, token
+
+    def take(self) -> bool:
+        pid = os.getpid()
+        created = processes.created(pid)
+        return created is not None and self.store.record_worker(self.job_id, self.token, pid, created)
+
+    def running(self) -> None:
+        self.store.mark_running(self.job_id, self.token)
+
+    def finish(self, state: str, error: str | None = None, category: str | None = None) -> None:
+        self.store.finish(self.job_id, self.token, state, error, category)
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.worker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workbench.runs.worker", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="the run folder holding config.yaml")
+    parser.add_argument("--db", type=Path, required=True, help="the job store (jobs.sqlite)")
+    parser.add_argument("--claim", required=True, help="the claim the queue handed this worker")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.umask(0o077)  # what the run writes is its user's alone
+
+    files = RunFiles(args.run_dir.resolve())
+    claim = Claim(JobStore(args.db), files.root.name, args.claim)
+    if not claim.take():
+        log.info("run %s was stopped or handed out again before this worker started: leaving", files.root.name)
+        return 0
 
     from workbench.training.callbacks import StopRequest
 
-    files = RunFiles(args.run_dir.resolve())
     stop = StopRequest()
     stop.install()
-    files.write_status(state="starting", pid=os.getpid(), started_at=time.time(), error=None, error_category=None)
+    disk.set_aside(files.root)
+    files.write_status(pid=os.getpid(), started_at=time.time(), environment=_environment_report())
     try:
-        outcome = train(files, stop)
+        outcome = train(files, stop, claim)
     except BaseException as err:  # noqa: B036  a failed run must always be recorded, whatever ended it
-        category, message = describe(err)
         traceback.print_exc()
-        files.write_status(state="failed", error=message, error_category=category, finished_at=time.time())
+        category, message = _failure(err, files)
+        _record(claim, files, "failed", message, category)
         code = 1
     else:
-        files.write_status(state=outcome, finished_at=time.time(), stop_reason=stop.signal_name or None)
+        _record(claim, files, outcome, None, None, stop_reason=stop.signal_name or None)
         code = 0
-    files.write_status(peak_memory_mb=_peak_memory_mb())
-    _notify_job_store(files)
+    _start_next(args.db)
     return code
+
+
+def _failure(err: BaseException, files: RunFiles) -> tuple[str, str]:
+    """The failure's category and sentence; a full disk also drops the checkpoint that was being written."""
+    if isinstance(err, disk.DiskFullError) or not disk.is_disk_full(err, files.root):
+        return describe(err)
+    files.discard_incomplete_checkpoints()
+    disk.give_back(files.root)
+    return "disk", disk.disk_full_message(files.root)
+
+
+def _record(
+    claim: Claim, files: RunFiles, state: str, error: str | None, category: str | None, **status: object
+) -> None:
+    """Report the outcome; if even that write fails (a full disk), give the reserve back and try once more."""
+    try:
+        claim.finish(state, error, category)
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
+        disk.give_back(files.root)
+        claim.finish(state, error, category)
+    try:
+        files.write_status(peak_memory_mb=_peak_memory_mb(), **status)
+    except OSError:
+        pass  # progress only; the outcome is in the job store
+    disk.give_back(files.root)
+
+
+def _environment_report() -> dict[str, str]:
+    report = {key: os.environ[key] for key in _REPORTED_ENV if key in os.environ}
+    report.update({key: "set" for key in _SECRET_ENV if os.environ.get(key)})
+    return report
 
 
 def _peak_memory_mb() -> float:
@@ -67,7 +133,7 @@ def _peak_memory_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
-def train(files: RunFiles, stop) -> str:
+def train(files: RunFiles, stop, claim: Claim) -> str:
     """Train the run in `files`; returns "finished" or "stopped"."""
     from workbench import models
 
@@ -140,9 +206,10 @@ def train(files: RunFiles, stop) -> str:
         eval_set=eval_set,
         peft_config=peft_config,
         output_dir=files.checkpoints,
-        callbacks=[RunCallback(files, stop)],
+        callbacks=[RunCallback(files, stop, on_begin=claim.running)],
         padding_free=padding_free,
         model_path=model_path,
+        reward_run=chaining.reward_run(config),
     )
     trainer = stage.build_trainer(config.stage, parts)
     if spec.customize_trainer is not None:
@@ -150,6 +217,8 @@ def train(files: RunFiles, stop) -> str:
     trainable, total = count_parameters(trainer.model)
     files.write_status(trainable_params=trainable, total_params=total, base_weights=_base_weights(model, hw))
     log.info("trainable parameters: %s of %s (%.4f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    disk.require(files.root, disk.checkpoint_bytes(trainable), "this run's checkpoints")
+    files.discard_incomplete_checkpoints()
     resume = files.last_checkpoint()
     if resume is not None:
         files.truncate_metrics_after(int(resume.name.rsplit("-", 1)[1]))
@@ -232,17 +301,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _notify_job_store(files: RunFiles) -> None:
-    # Launched by the job store: record the outcome and start the next queued job, so the queue moves on
-    # even when no UI or CLI is watching.
-    db = os.environ.get("WORKBENCH_JOB_DB")
-    if not db:
-        return
+def _start_next(db: Path) -> None:
+    # The queue moves on even when no UI or CLI is watching: the next queued run starts as this one ends.
     try:
-        from workbench.runs.store import JobStore
+        from workbench.runs.queue import RunQueue
 
-        JobStore(Path(db)).worker_exited(files.root)
-    except Exception:  # noqa: BLE001  the run's own outcome is already on disk; reconcile will catch up
+        RunQueue(JobStore(db)).start_next()
+    except Exception:  # noqa: BLE001  our own outcome is recorded; the next reconcile starts the next run
         traceback.print_exc()
 
 

@@ -37,7 +37,7 @@ def online_arguments(params: rewards.OnlineParams, parts: TrainerParts) -> dict[
 
 def online_trainer_kwargs(params: rewards.OnlineParams, parts: TrainerParts) -> dict[str, Any]:
     """The reward functions (and reward model) and the data, as GRPOTrainer and RLOOTrainer take them."""
-    return {**rewards.reward_inputs(params, parts.model.dtype), **parts.trainer_inputs()}
+    return {**rewards.reward_inputs(params, parts.reward_run, parts.model.dtype), **parts.trainer_inputs()}
 
 
 @contextmanager

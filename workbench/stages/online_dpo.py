@@ -40,7 +40,7 @@ def build_trainer(params: OnlineDpoParams, parts: TrainerParts) -> Any:
     return OnlineDPOTrainer(
         ref_model=reference_for(parts),
         args=args,
-        **rewards.reward_inputs(params, parts.model.dtype),
+        **rewards.reward_inputs(params, parts.reward_run, parts.model.dtype),
         **parts.trainer_inputs(),
     )
 
@@ -58,7 +58,7 @@ register(
         sequences=2,
         reference_forwards=1,
         samples=True,
-        check=refusing(NO_VIRTUAL_TOKENS, rewards.check_rewards),
+        check=refusing(NO_VIRTUAL_TOKENS),
         check_data=rewards.check_answers,
     )
 )

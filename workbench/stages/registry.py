@@ -36,6 +36,7 @@ class TrainerParts:
     callbacks: list[Any]
     padding_free: bool
     model_path: Any = None  # the base model's local folder, for stages that load a reference copy
+    reward_run: Any = None  # the files of the reward-model run that scores replies (stage.reward_model_run)
 
     def arguments(self, **stage_arguments: Any) -> dict[str, Any]:
         """The training arguments every stage shares (training/arguments.py), with the stage's own added."""

@@ -57,15 +57,14 @@ def _score_head_in_compute_dtype(model: Any) -> None:
             param.data = param.data.to(dtype)
 
 
-def load_reward_model(run_dir: Any, dtype: Any = None) -> tuple[Any, Any]:
-    """(model, tokenizer) of a finished reward-model run, ready to score; a PEFT adapter is merged in."""
+def load_reward_model(files: Any, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a finished reward-model run (its workbench.runs.files.RunFiles), ready to score; a
+    PEFT adapter is merged in."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     from workbench import models
-    from workbench.runs.files import RunFiles
 
-    files = RunFiles(run_dir)
     config = files.read_config()
     ref = models.resolve(config.model.name_or_path)
     tokenizer = models.load_tokenizer(ref, config.model.chat_template)

@@ -144,17 +144,11 @@ def _length_reward(target: int) -> Callable[..., list[float]]:
     return reward
 
 
-def check_rewards(config: Any) -> list[str]:
-    """A reward-model run that is not one (or not finished) is refused before Start."""
-    run_id = config.stage.reward_model_run
-    problem = reward_run_problem(run_id) if run_id else None
-    return [f"stage.reward_model_run: {problem}"] if problem else []
-
-
 def check_online(config: Any) -> list[str]:
-    """What GRPO and RLOO refuse: a batch the groups of replies cannot fill evenly, and check_rewards'."""
+    """What GRPO and RLOO refuse: a batch the groups of replies cannot fill evenly. (A reward-model run that is
+    not one is refused with the other runs a run uses, in workbench/runs/chaining.py.)"""
     params, train = config.stage, config.train
-    problems = check_rewards(config)
+    problems = []
     per_step = train.per_device_train_batch_size * train.gradient_accumulation_steps
     if per_step % params.num_generations:
         problems.append(
@@ -164,30 +158,15 @@ def check_online(config: Any) -> list[str]:
     return problems
 
 
-def reward_run_problem(run_id: str) -> str | None:
-    from workbench.runs.files import finished_run
-
-    files, problem = finished_run(run_id)
-    if files is None:
-        return problem
-    stage = files.read_config().stage.name
-    return None if stage == "reward" else f"run {run_id} trained stage {stage!r}, not a reward model"
-
-
-def reward_inputs(params: RewardChoice, dtype: Any) -> dict[str, list[Any]]:
-    """The reward functions (and reward model) as TRL's online trainers take them."""
+def reward_inputs(params: RewardChoice, reward_run: Any, dtype: Any) -> dict[str, list[Any]]:
+    """The reward functions (and the reward model of `reward_run`, the chosen run's files) as TRL's online
+    trainers take them."""
     functions: list[Any] = reward_functions(params)
     processing: list[Any] = [None] * len(functions)
-    if params.reward_model_run:
-        model, tokenizer = reward_model(params.reward_model_run, dtype)
+    if reward_run is not None:
+        from workbench.stages.reward import load_reward_model
+
+        model, tokenizer = load_reward_model(reward_run, dtype)
         functions.append(model)
         processing.append(tokenizer)
     return {"reward_funcs": functions, "reward_processing_classes": processing}
-
-
-def reward_model(run_id: str, dtype: Any) -> tuple[Any, Any]:
-    """(model, tokenizer) of a reward-model run, for TRL's reward_funcs and reward_processing_classes."""
-    from workbench import home
-    from workbench.stages.reward import load_reward_model
-
-    return load_reward_model(home.runs_dir() / run_id, dtype)

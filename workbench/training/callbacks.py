@@ -1,15 +1,19 @@
-"""A TrainerCallback that turns the trainer's events into the run folder's metrics.jsonl and status.json."""
+"""A TrainerCallback that turns the trainer's events into the run folder's metrics.jsonl and status.json, checks
+the disk before each checkpoint and marks each checkpoint complete once it is saved."""
 
 from __future__ import annotations
 
 import math
 import signal
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
-from workbench.runs.files import RunFiles
+from workbench.runs import disk
+from workbench.runs.files import RunFiles, mark_checkpoint_complete
 
 # Log keys renamed for people and charts; every other numeric log value is kept under its own name.
 _RENAMES = {"loss": "loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm", "eval_loss": "eval_loss"}
@@ -33,8 +37,10 @@ class StopRequest:
 
 
 class RunCallback(TrainerCallback):
-    def __init__(self, files: RunFiles, stop: StopRequest):
-        self.files, self.stop = files, stop
+    """`on_begin` is called once training begins (the worker reports the run as running)."""
+
+    def __init__(self, files: RunFiles, stop: StopRequest, on_begin: Callable[[], None] | None = None):
+        self.files, self.stop, self.on_begin = files, stop, on_begin
         self._began = self._last_log_time = time.time()
         self._first_step = 0
         self._last_tokens: float | None = None
@@ -42,9 +48,9 @@ class RunCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._began = self._last_log_time = time.time()
         self._first_step = state.global_step
-        self.files.write_status(
-            state="running", step=state.global_step, max_steps=state.max_steps, train_began_at=self._began
-        )
+        self.files.write_status(step=state.global_step, max_steps=state.max_steps, train_began_at=self._began)
+        if self.on_begin is not None:
+            self.on_begin()
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.time()
@@ -64,7 +70,22 @@ class RunCallback(TrainerCallback):
         if self.stop.requested:
             control.should_save = True
             control.should_training_stop = True
+        if control.should_save:
+            disk.require(self.files.root, self._checkpoint_bytes(), f"checkpoint {state.global_step}")
         return control
+
+    def on_save(self, args, state, control, **kwargs):
+        # The trainer calls this once the checkpoint's files are all written: only now does it count.
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            mark_checkpoint_complete(folder)
+
+    def _checkpoint_bytes(self) -> int:
+        """What the next checkpoint will take: as much as the last one, or the trained weights' estimate."""
+        last = self.files.last_checkpoint()
+        if last is not None:
+            return sum(p.stat().st_size for p in last.rglob("*") if p.is_file())
+        return disk.checkpoint_bytes(self.files.read_status().get("trainable_params") or 0)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "train_runtime" in logs:  # the summary line at the end repeats what was logged

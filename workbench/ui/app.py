@@ -11,8 +11,8 @@ import gradio as gr
 
 from workbench import models
 from workbench.data.reading import max_dataset_bytes
-from workbench.runs import launcher
-from workbench.runs.store import JobStore
+from workbench.runs import spawn
+from workbench.runs.queue import RunQueue
 from workbench.ui import background, chat_tab, data_tab, export_tab, runs_tab, train_tab
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         if not sep or not user or not password:
             parser.error("--auth must look like user:password")
         auth = (user, password)
-    JobStore().reconcile()  # runs whose worker died while nobody watched are marked before the page shows them
-    launcher.ensure_running()  # warms up the training stack while the person prepares a run
+    RunQueue().reconcile()  # runs whose worker died while nobody watched are marked before the page shows them
+    spawn.ensure_launcher()  # warms up the training stack while the person prepares a run
     _prepare_default_model()
     app = build_app()
     app.queue(default_concurrency_limit=4).launch(

@@ -11,6 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from workbench import stages
+from workbench.runs.queue import RunQueue
 from workbench.runs.store import Job, JobError, JobStore
 from workbench.runs.summary import RunSummary, summarize
 
@@ -105,7 +106,7 @@ def _act(action: str):
         if not job_id:
             return "Choose a run first."
         try:
-            getattr(JobStore(), action)(job_id)
+            getattr(RunQueue(), action)(job_id)
         except JobError as err:
             return f"**{err}**"
         return {"cancel": "Stopping: saving a checkpoint…", "resume": "Resumed.", "delete": "Deleted."}[action]
@@ -114,7 +115,7 @@ def _act(action: str):
 
 
 def refresh(job_id: str | None, known: list[str]):
-    store = JobStore()
+    store = RunQueue()
     jobs = store.reconcile()
     choices = [(_label(job), job.id) for job in jobs]
     ids = [job.id for job in jobs]
@@ -149,7 +150,7 @@ def compare(job_ids: list[str] | None):
         label = _short_label(job)
         points += [{"step": r["step"], "loss": r["loss"], "run": label} for r in job.files.read_metrics()
                    if r.get("loss") is not None]  # fmt: skip
-        rows.append(_figures(label, summarize(job.files)))
+        rows.append(_figures(label, summarize(job.files, job.state)))
     plot = pd.DataFrame(points) if points else None
     return plot, pd.DataFrame(rows, columns=COMPARE_COLUMNS)
 
@@ -221,7 +222,7 @@ def _progress(job: Job) -> str:
     share = step / total if total else 0.0
     bar = "█" * int(share * 30) + "░" * (30 - int(share * 30))
     parts = [f"**{job.state}**", f"`{bar}` {step}/{total or '?'} steps ({share:.0%})"]
-    if job.state == "running" or status.get("state") == "running":
+    if job.state == "running":
         if status.get("eta_seconds") is not None:
             parts.append(f"ETA {_duration(status['eta_seconds'])}")
         if status.get("tokens_per_second"):
