@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PRESETS
+from tests.conftest import PRESETS, REPO
 from tests.runs.test_queue import wait_for
+from tests.ui.browser import App
 from workbench.config import load_config
 from workbench.runs import spawn
 from workbench.runs.queue import RunQueue
 from workbench.runs.submission import freeze
 
 pytestmark = pytest.mark.slow
+QUICK_ONE_STEP = ["train.max_steps=1", "train.threads=1", "data.cutoff_len=64", "data.datasets.0.max_samples=4"]
 
 
 def launcher_pid() -> int:
@@ -80,22 +84,59 @@ def _is_launcher_of(proc: Path, home: Path) -> bool:
         return False
 
 
-def test_the_launcher_leaves_with_the_process_that_started_it(home, tmp_path):
-    import subprocess
-    import sys
+def launchers_of(home: Path) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_launcher_of(p, home)]
 
-    starter = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from workbench.runs import launcher; spawn.ensure_launcher(); import time; time.sleep(60)",
-        ],
-        env={**os.environ, "WORKBENCH_HOME": str(home)},
-    )
-    pid = wait_for_launcher()
-    starter.kill()
-    starter.wait()
-    deadline = time.time() + 15
-    while Path(f"/proc/{pid}").exists():
-        assert time.time() < deadline, "the launcher outlived the process that started it"
-        time.sleep(0.2)
+
+def test_the_launcher_is_gone_soon_after_the_ui_is_killed_at_any_point_of_its_start_up(tmp_path):
+    # SIGKILL leaves the UI no chance to say goodbye; the launcher must notice on its own, whether it is still
+    # importing the training stack or already serving.
+    moments = ["launcher starting", 0.5, 1.5, 3.0, "launcher serving"]
+    for n, moment in enumerate(moments):
+        home = tmp_path / f"home-{n}"
+        ui = App(home).spawn()
+        if moment == "launcher starting":  # its pid file is written before the heavy imports begin
+            wait_until(lambda home=home: (home / "launcher.pid").exists() and not (home / "launcher.sock").exists())
+        elif moment == "launcher serving":
+            wait_until(lambda home=home: (home / "launcher.sock").exists(), 90)
+        else:
+            time.sleep(moment)
+        ui.proc.kill()
+        ui.proc.wait()
+        killed = time.time()
+        while launchers_of(home):
+            assert time.time() - killed < 10, f"the launcher outlived a UI killed at {moment!r}"
+            time.sleep(0.1)
+
+
+def test_a_worker_runs_with_the_environment_of_whoever_submitted_it(home):
+    # A warm launcher runs with this process's environment; a run submitted from a shell with more set (a token,
+    # another GPU choice) must see exactly that shell's environment, so it gets a fresh process.
+    spawn.ensure_launcher()
+    wait_for_launcher()
+    store = RunQueue()
+    ours = store.submit(freeze(load_config(PRESETS / "sft-lora-identity.yaml", QUICK_ONE_STEP)))
+    ours = wait_for(store, ours.id, lambda j: j.state in ("finished", "failed"))
+    assert ours.state == "finished", ours.error
+    assert "HF_TOKEN" not in ours.files.read_status()["environment"]
+
+    env = {**os.environ, "HF_TOKEN": "hf_only_in_this_shell", "CUDA_VISIBLE_DEVICES": ""}
+    command = [sys.executable, "-m", "workbench", "train", str(PRESETS / "sft-lora-identity.yaml"), "--detach"]
+    command += [f"--set={override}" for override in QUICK_ONE_STEP]
+    out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    theirs = next(job for job in store.list() if job.id != ours.id)
+    worker = wait_for(store, theirs.id, lambda j: j.pid is not None)
+    seen = wait_for(store, theirs.id, lambda j: "environment" in j.files.read_status()).files.read_status()
+    assert seen["environment"]["HF_TOKEN"] == "set" and seen["environment"]["CUDA_VISIBLE_DEVICES"] == ""
+    assert "hf_only_in_this_shell" not in json.dumps(seen)  # reported as set, never its value
+    assert b"workbench.runs.worker" in Path(f"/proc/{worker.pid}/cmdline").read_bytes()  # not forked
+    theirs = wait_for(store, theirs.id, lambda j: j.state in ("finished", "failed"))
+    assert theirs.state == "finished", theirs.error
+
+
+def wait_until(condition, seconds: float = 30) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)

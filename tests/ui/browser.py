@@ -37,13 +37,19 @@ class App:
         self.home, self.port, self.proc = home, free_port(), None
         self.log = home / "app.log"
 
-    def start(self) -> App:
+    def spawn(self) -> App:
+        """Start the process and return at once."""
         env = {**os.environ, "WORKBENCH_HOME": str(self.home), "GRADIO_ANALYTICS_ENABLED": "False"}
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "app.py", "--port", str(self.port)], cwd=REPO, env=env, stdout=log, stderr=log
             )
+        return self
+
+    def start(self) -> App:
+        """Start the process and wait until it serves."""
+        self.spawn()
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -61,6 +67,12 @@ class App:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def kill(self) -> None:
+        """SIGKILL: the app gets no chance to clean up, as when the machine's OOM killer takes it."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
             self.proc.wait(timeout=30)
 
 
