@@ -68,7 +68,7 @@ def test_job_keeps_training_across_an_app_restart(browser, tmp_path, monkeypatch
         page.get_by_role("tab", name="Runs").click()
         page.locator("#runs-table").get_by_text(job.id).filter(visible=True).first.wait_for(timeout=30_000)
 
-        app.stop()  # the UI goes away while the worker trains
+        app.kill()  # the UI dies (SIGKILL: no clean-up) while the worker trains
         assert RunQueue().get(job.id).state in ("starting", "running")
         step_before = job.files.read_status().get("step", 0)
         app.start()

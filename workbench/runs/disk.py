@@ -22,7 +22,7 @@ MIB = 2**20
 CHECKPOINT_BYTES_PER_PARAM = 12
 CHECKPOINT_OVERHEAD = 16 * MIB
 # Room kept on top of what is needed: logs, metrics, the job database's journal.
-MARGIN = 64 * MIB
+MARGIN = 16 * MIB
 RESERVE_FILE = ".disk-reserve"
 RESERVE_BYTES = 1 * MIB
 # Errors a full disk (or a file-size limit) raises; libraries that lose the errno (torch.save) keep the text.
