@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from workbench import home
 from workbench.errors import WorkbenchError
 
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("-o", "--output", type=Path, help="zip file to write (default: in the run folder)")
 
     args = parser.parse_args(argv)
+    home.private_files()  # runs, stored datasets and exports are the user's alone (the workers inherit it)
     try:
         return {"train": _train, "jobs": _jobs, "chat": _chat, "export": _export}[args.command](args)
     except WorkbenchError as err:

@@ -129,7 +129,8 @@ def zip_folder(path: Path, output: Path | None = None) -> Path:
 @contextmanager
 def _writing_zip(output: Path) -> Iterator[zipfile.ZipFile]:
     # Written beside `output` under a name of its own (two clicks on one download must not share a file) and
-    # renamed into place when complete: a reader never sees half a zip.
+    # renamed into place when complete: a reader never sees half a zip. It keeps mkstemp's mode, 0600: trained
+    # weights are the user's alone.
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     os.close(fd)
@@ -137,7 +138,6 @@ def _writing_zip(output: Path) -> Iterator[zipfile.ZipFile]:
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             yield zf
-        tmp.chmod(0o644)  # mkstemp's private mode is not what a download should have
         tmp.replace(output)
     finally:
         tmp.unlink(missing_ok=True)
@@ -191,9 +191,9 @@ def _merge(files: RunFiles, output_dir: Path) -> None:
     from filelock import FileLock
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
+    # mkdtemp's mode, 0700, is kept: the merged weights are the user's alone.
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
     try:
-        staging.chmod(0o755)
         merged.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         # Two merges of one run may finish together: swap the folders one at a time.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from workbench import models
+from workbench import home, models
 from workbench.data.reading import max_dataset_bytes
 from workbench.runs import launcher
 from workbench.runs.store import JobStore
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         if not sep or not user or not password:
             parser.error("--auth must look like user:password")
         auth = (user, password)
+    home.private_files()  # the data home, uploads and downloads: the user's alone (the workers inherit it)
     JobStore().reconcile()  # runs whose worker died while nobody watched are marked before the page shows them
     launcher.ensure_running()  # warms up the training stack while the person prepares a run
     _prepare_default_model()
