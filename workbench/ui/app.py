@@ -33,7 +33,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Export", id="export"):
                 export = export_tab.build()
         data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], data_shown)
-        train_tab.wire(train, data["path"], data["outputs"][-1], tabs, runs["selector"], train_shown)
+        train_tab.wire(train, data["dataset"], data["outputs"][-1], tabs, runs["selector"], train_shown)
         runs_tab.wire(runs)
         chat_tab.wire(chat)
         export_tab.wire(export)

@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from workbench import home, methods, models, stages
+from workbench import access, home, methods, models, stages
 from workbench.config import DataConfig, DatasetSpec, TrainConfig, dump_config, load_config, parse_config
 from workbench.data.inspect import SERVES, stages_for
 from workbench.data.loading import KIND_NAMES
@@ -195,8 +195,9 @@ def raw_config(tab: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     }
 
 
-def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, shown) -> None:
-    """`shown`: the Train tab itself, whose selection refreshes the runs one can start from or score with."""
+def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown) -> None:
+    """`dataset`: the Data tab's chosen file (a server-side state); `shown`: the Train tab itself, whose selection
+    refreshes the runs one can start from or score with."""
     fields = all_fields(tab)
     run_pickers = [f.component for f in fields if f.section == "stage" and f.name == "reward_model_run"]
 
@@ -206,7 +207,7 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, sh
 
     shown.select(refresh_runs, None, [tab["parent"], *run_pickers], api_visibility="private")
     leading = [tab[name] for name in LEADING]
-    inputs = [*leading, dataset_path, *[f.component for f in fields]]
+    inputs = [*leading, dataset, *[f.component for f in fields]]
     method_names, stage_names = methods.names(), stages.names()
 
     def show_method(method: str):
@@ -263,6 +264,8 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, sh
         raw = raw_config(tab, list(values))
         try:
             config = parse_config(raw)
+            for spec in config.data.datasets:
+                access.readable_dataset(spec.path)  # the form's dataset is the server's own state; checked again
             folder = models.local_folder(config.model.name_or_path)
             if folder is not None:  # a hub model is checked by the worker once it is downloaded
                 report = background.call(preflight.method_report, config, folder)
@@ -297,9 +300,7 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, sh
         leading = [config.model.name_or_path, config.stage.name, config.method.name, config.name or "", ""]
         return ["", *leading, path, *values]
 
-    tab["load"].click(
-        load_preset, tab["preset"], [tab["errors"], *leading, dataset_path, *[f.component for f in fields]]
-    )
+    tab["load"].click(load_preset, tab["preset"], [tab["errors"], *leading, dataset, *[f.component for f in fields]])
 
     def save_preset(preset_name: str, *values):
         raw = raw_config(tab, list(values))
