@@ -1,4 +1,8 @@
-"""The Gradio app: five tabs over the engine. Building it imports no training library."""
+"""The Gradio app: five tabs over the engine. Building it imports no training library.
+
+Every event is the page's own (`api_visibility="private"`), not a public API; the page served before login holds
+no run and no server path.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +41,14 @@ def build_app() -> gr.Blocks:
         runs_tab.wire(runs)
         chat_tab.wire(chat)
         export_tab.wire(export)
+        # The run pickers are filled as a page opens, not when the app is built: the page served before login
+        # names no run, and a reloaded page lists the runs there are now. (The Runs tab's timer fills its own.)
+        app.load(
+            lambda: [*train_tab.offered_runs(train), chat_tab.adapters(), export_tab.runs()],
+            None,
+            [*train_tab.run_pickers(train), chat["adapter"], export["run"]],
+            api_visibility="private",
+        )
     return app
 
 

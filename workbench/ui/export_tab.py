@@ -15,7 +15,8 @@ from workbench.ui.chat_tab import adapter_choices
 
 def build() -> dict[str, Any]:
     with gr.Row():
-        run = gr.Dropdown(adapter_choices()[1:], label="Finished run", elem_id="export-run", scale=3)
+        # Choices come on page load (`runs`): the page served before login names no run.
+        run = gr.Dropdown([], label="Finished run", elem_id="export-run", scale=3)
         refresh = gr.Button("↻ runs", scale=0)
     gr.Markdown(
         "The zip holds the run's result, the tokenizer, a model card (how to load it) and the loss chart: a PEFT "
@@ -35,10 +36,16 @@ def build() -> dict[str, Any]:
 
 
 def wire(tab: dict[str, Any]) -> None:
-    tab["refresh"].click(lambda: gr.update(choices=adapter_choices()[1:]), None, tab["run"])
-    tab["zip_button"].click(_zip, tab["run"], [tab["download"], tab["message"]])
-    tab["merge_button"].click(_merge, tab["run"], [tab["merged_download"], tab["message"]])
-    tab["run"].change(_offer, tab["run"], [tab["merge_button"], tab["message"]])
+    tab["refresh"].click(runs, None, tab["run"], api_visibility="private")
+    tab["zip_button"].click(_zip, tab["run"], [tab["download"], tab["message"]], api_visibility="private")
+    merged = [tab["merged_download"], tab["message"]]
+    tab["merge_button"].click(_merge, tab["run"], merged, api_visibility="private")
+    tab["run"].change(_offer, tab["run"], [tab["merge_button"], tab["message"]], api_visibility="private")
+
+
+def runs():
+    """The finished runs to export, as an update of the run picker."""
+    return gr.update(choices=adapter_choices()[1:])
 
 
 def _offer(run_id: str | None):
