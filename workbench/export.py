@@ -35,8 +35,7 @@ def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
     Holds adapter/ (weights, config, tokenizer files, model card) and, when losses were logged, loss.png.
     """
     _require_adapter(files)
-    kind = "model" if files.artifact_kind() == "model" else "adapter"
-    output = Path(output) if output else files.root / f"{files.root.name}-{kind}.zip"
+    output = Path(output) if output else files.root / adapter_zip_name(files)
     with _writing_zip(output) as zf:
         for path in sorted(files.adapter.rglob("*")):
             if path.is_file():
@@ -46,6 +45,12 @@ def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
         if chart is not None:
             zf.writestr("loss.png", chart)
     return output
+
+
+def adapter_zip_name(files: RunFiles) -> str:
+    """`<run>-adapter.zip`, or `<run>-model.zip` for methods that leave a whole model."""
+    kind = "model" if files.artifact_kind() == "model" else "adapter"
+    return f"{files.root.name}-{kind}.zip"
 
 
 def loss_chart_png(records: list[dict[str, Any]], title: str = "") -> bytes | None:

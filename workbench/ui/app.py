@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -17,13 +18,15 @@ from workbench import home, models
 from workbench.data.reading import max_dataset_bytes
 from workbench.runs import launcher
 from workbench.runs.store import JobStore
-from workbench.ui import background, chat_tab, data_tab, export_tab, runs_tab, train_tab
+from workbench.ui import background, chat_tab, data_tab, downloads, export_tab, runs_tab, train_tab
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
+# Gradio's cache (uploads, downloads) is swept every hour of files older than a day, and emptied when it stops.
+DELETE_CACHE = (3600, 86400)
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title="Workbench") as app:
+    with gr.Blocks(title="Workbench", delete_cache=DELETE_CACHE) as app:
         gr.Markdown("# Workbench\nFine-tune a language model: data → method → train → chat → export.")
         with gr.Tabs() as tabs:
             with gr.Tab("Data", id="data") as data_shown:
@@ -78,17 +81,31 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--auth must look like user:password")
         auth = (user, password)
     home.private_files()  # the data home, uploads and downloads: the user's alone (the workers inherit it)
+    downloads.remove_stale()
     JobStore().reconcile()  # runs whose worker died while nobody watched are marked before the page shows them
     launcher.ensure_running()  # warms up the training stack while the person prepares a run
     _prepare_default_model()
     app = build_app()
-    app.queue(default_concurrency_limit=4).launch(
-        server_name=args.host,
-        server_port=args.port,
-        auth=auth,
-        share=args.share,
-        max_file_size=max_dataset_bytes(),
-        css_paths=[STATIC / "workbench.css"],
-        show_error=True,
-        ssr_mode=False,  # server-side rendering would start a Node.js server first: slower to open, no gain here
-    )
+    signal.signal(signal.SIGTERM, _stopped)
+    try:
+        app.queue(default_concurrency_limit=4).launch(
+            server_name=args.host,
+            server_port=args.port,
+            auth=auth,
+            share=args.share,
+            max_file_size=max_dataset_bytes(),
+            css_paths=[STATIC / "workbench.css"],
+            show_error=True,
+            ssr_mode=False,  # server-side rendering would start a Node.js server first: slower to open, no gain
+        )
+    finally:  # Ctrl-C: Gradio has closed the server and removed the files it served
+        downloads.remove_own()
+
+
+def _stopped(signum: int, frame: object) -> None:
+    # A stop (`kill`, a service manager) still ends the process at once, as it always did (a graceful close could
+    # wait minutes for the helper process's current call), but the downloads made here go first: a merged model
+    # is hundreds of megabytes in the temp dir.
+    downloads.remove_own()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

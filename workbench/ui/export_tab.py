@@ -8,8 +8,9 @@ import gradio as gr
 
 from workbench import methods
 from workbench.errors import WorkbenchError
-from workbench.export import merge_adapter, zip_adapter, zip_folder
+from workbench.export import adapter_zip_name, merge_adapter, zip_adapter, zip_folder
 from workbench.runs.store import JobStore
+from workbench.ui import downloads
 from workbench.ui.chat_tab import adapter_choices
 
 
@@ -65,7 +66,8 @@ def _zip(run_id: str | None):
     if not run_id:
         return gr.update(visible=False), "Choose a finished run."
     try:
-        path = zip_adapter(JobStore().get(run_id).files)
+        files = JobStore().get(run_id).files
+        path = zip_adapter(files, downloads.new_path(adapter_zip_name(files)))
     except WorkbenchError as err:
         return gr.update(visible=False), f"**{err}**"
     return gr.update(value=str(path), visible=True), f"Ready: `{path.name}`"
@@ -76,7 +78,7 @@ def _merge(run_id: str | None):
         return gr.update(visible=False), "Choose a finished run."
     try:
         folder = merge_adapter(JobStore().get(run_id).files)
-        archive = zip_folder(folder)
+        archive = zip_folder(folder, downloads.new_path(f"{run_id}-merged.zip"))
     except WorkbenchError as err:
         return gr.update(visible=False), f"**{err}**"
-    return gr.update(value=str(archive), visible=True), f"Merged model saved in `{folder}`"
+    return gr.update(value=str(archive), visible=True), f"Merged model saved in the run's folder (`{folder.name}/`)"
