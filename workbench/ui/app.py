@@ -6,7 +6,6 @@ no run and no server path.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import threading
@@ -18,7 +17,7 @@ from workbench import home, models
 from workbench.data.reading import max_dataset_bytes
 from workbench.runs import launcher
 from workbench.runs.store import JobStore
-from workbench.ui import background, chat_tab, data_tab, downloads, export_tab, runs_tab, train_tab
+from workbench.ui import background, chat_tab, data_tab, downloads, export_tab, runs_tab, serving, train_tab
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
 # Gradio's cache (uploads, downloads) is swept every hour of files older than a day, and emptied when it stops.
@@ -63,23 +62,9 @@ def _prepare_default_model() -> None:
         threading.Thread(target=background.call, args=(models.resolve, default), daemon=True).start()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python app.py", description="Open the Workbench in a browser.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument(
-        "--auth",
-        default=os.environ.get("WORKBENCH_AUTH"),
-        help="user:password required to open the page (or set WORKBENCH_AUTH)",
-    )
-    parser.add_argument("--share", action="store_true", help="also open a public Gradio share link")
-    args = parser.parse_args(argv)
-    auth = None
-    if args.auth:
-        user, sep, password = args.auth.partition(":")
-        if not sep or not user or not password:
-            parser.error("--auth must look like user:password")
-        auth = (user, password)
+def main(options: serving.Options | None = None) -> None:
+    """Serve the workbench as `python app.py` was asked to (`serving.parse_args`)."""
+    options = options or serving.parse_args()
     home.private_files()  # the data home, uploads and downloads: the user's alone (the workers inherit it)
     downloads.remove_stale()
     JobStore().reconcile()  # runs whose worker died while nobody watched are marked before the page shows them
@@ -88,16 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app()
     signal.signal(signal.SIGTERM, _stopped)
     try:
-        app.queue(default_concurrency_limit=4).launch(
-            server_name=args.host,
-            server_port=args.port,
-            auth=auth,
-            share=args.share,
-            max_file_size=max_dataset_bytes(),
-            css_paths=[STATIC / "workbench.css"],
-            show_error=True,
-            ssr_mode=False,  # server-side rendering would start a Node.js server first: slower to open, no gain
-        )
+        _serve(app, options)
     finally:  # Ctrl-C: Gradio has closed the server and removed the files it served
         downloads.remove_own()
 
@@ -109,3 +85,20 @@ def _stopped(signum: int, frame: object) -> None:
     downloads.remove_own()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+def _serve(app: gr.Blocks, options: serving.Options) -> None:
+    app.queue(default_concurrency_limit=4).launch(
+        server_name=options.host,
+        server_port=options.port,
+        auth=options.auth,
+        share=options.share,
+        max_file_size=max_dataset_bytes(),
+        css_paths=[STATIC / "workbench.css"],
+        show_error=True,
+        ssr_mode=False,  # server-side rendering would start a Node.js server first: slower to open, no gain here
+        app_kwargs={"middleware": serving.middleware(options)},
+        footer_links=["gradio", "settings"],  # no "Use via API": the events are the page's own
+        run_history=False,  # no run-history page (it shows the API description), nothing kept in the browser
+        enable_monitoring=False,
+    )
