@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from workbench import home
 from workbench.errors import WorkbenchError
 
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("-o", "--output", type=Path, help="zip file to write (default: in the run folder)")
 
     args = parser.parse_args(argv)
+    home.private_files()  # runs, stored datasets and exports are the user's alone (the workers inherit it)
     try:
         commands = {"train": _train, "jobs": _jobs, "stop": _stop, "resume": _resume, "delete": _delete}
         commands.update({"logs": _logs, "chat": _chat, "export": _export})

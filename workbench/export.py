@@ -35,8 +35,7 @@ def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
     Holds adapter/ (weights, config, tokenizer files, model card) and, when losses were logged, loss.png.
     """
     _require_adapter(files)
-    kind = "model" if files.artifact_kind() == "model" else "adapter"
-    output = Path(output) if output else files.root / f"{files.root.name}-{kind}.zip"
+    output = Path(output) if output else files.root / adapter_zip_name(files)
     with _writing_zip(output) as zf:
         for path in sorted(files.adapter.rglob("*")):
             if path.is_file():
@@ -46,6 +45,12 @@ def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
         if chart is not None:
             zf.writestr("loss.png", chart)
     return output
+
+
+def adapter_zip_name(files: RunFiles) -> str:
+    """`<run>-adapter.zip`, or `<run>-model.zip` for methods that leave a whole model."""
+    kind = "model" if files.artifact_kind() == "model" else "adapter"
+    return f"{files.root.name}-{kind}.zip"
 
 
 def loss_chart_png(records: list[dict[str, Any]], title: str = "") -> bytes | None:
@@ -129,7 +134,8 @@ def zip_folder(path: Path, output: Path | None = None) -> Path:
 @contextmanager
 def _writing_zip(output: Path) -> Iterator[zipfile.ZipFile]:
     # Written beside `output` under a name of its own (two clicks on one download must not share a file) and
-    # renamed into place when complete: a reader never sees half a zip.
+    # renamed into place when complete: a reader never sees half a zip. It keeps mkstemp's mode, 0600: trained
+    # weights are the user's alone.
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     os.close(fd)
@@ -137,7 +143,6 @@ def _writing_zip(output: Path) -> Iterator[zipfile.ZipFile]:
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             yield zf
-        tmp.chmod(0o644)  # mkstemp's private mode is not what a download should have
         tmp.replace(output)
     finally:
         tmp.unlink(missing_ok=True)
@@ -191,9 +196,9 @@ def _merge(files: RunFiles, output_dir: Path) -> None:
     from filelock import FileLock
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
+    # mkdtemp's mode, 0700, is kept: the merged weights are the user's alone.
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
     try:
-        staging.chmod(0o755)
         merged.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         # Two merges of one run may finish together: swap the folders one at a time.

@@ -40,7 +40,7 @@ def save_rating(prompt: list[dict[str, str]], chosen: str, rejected: str, *, run
         "rated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-    fd = os.open(ratings_path(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(ratings_path(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line)
     finally:

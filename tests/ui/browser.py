@@ -33,8 +33,8 @@ def free_port() -> int:
 class App:
     """`python app.py` in its own process, as a user starts it."""
 
-    def __init__(self, home: Path):
-        self.home, self.port, self.proc = home, free_port(), None
+    def __init__(self, home: Path, args: tuple[str, ...] = ()):
+        self.home, self.port, self.proc, self.args = home, free_port(), None, list(args)
         self.log = home / "app.log"
 
     def spawn(self) -> App:
@@ -43,7 +43,11 @@ class App:
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "app.py", "--port", str(self.port)], cwd=REPO, env=env, stdout=log, stderr=log
+                [sys.executable, "app.py", "--port", str(self.port), *self.args],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=log,
             )
         return self
 

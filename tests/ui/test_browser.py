@@ -1,21 +1,29 @@
-"""The whole click-through in a real headless Chromium: upload, train, watch, chat, download, load with PEFT."""
+"""The whole click-through in a real headless Chromium: upload, train, watch, chat, download the adapter and the
+merged model, and load both with plain PEFT and transformers, with the data home where a user's lies by default."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import time
 import zipfile
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 
 from tests.conftest import REPO
 from tests.ui.browser import App, open_tab, set_number, shot
+from workbench import access
 
 pytestmark = pytest.mark.slow
 
 
-def test_click_through_upload_train_watch_chat_download(browser, tmp_path, model_ref):
-    app = App(tmp_path / "home").start()
+def test_click_through_upload_train_watch_chat_download(browser, tmp_path, model_ref, outside_home):
+    # Under ~/.cache, as `make run` would have it: outside the temp dir and the working directory, the two places
+    # Gradio serves files from by default.
+    app = App(outside_home).start()
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page.goto(app.url)
@@ -71,7 +79,7 @@ def test_click_through_upload_train_watch_chat_download(browser, tmp_path, model
         assert tuned_text != base_text  # side by side: the short run changed the model's answer
         shot(page, "4-chat")
 
-        # Export: download the zip and load it with plain PEFT.
+        # Export: download the adapter zip and the merged model.
         open_tab(page, "Export")
         page.get_by_role("button", name="↻ runs").last.click()
         page.locator("#export-run input").click()
@@ -82,17 +90,48 @@ def test_click_through_upload_train_watch_chat_download(browser, tmp_path, model
             page.locator("#export-download").click()
         archive = tmp_path / "adapter.zip"
         info.value.save_as(archive)
+        served = [_served_path(info.value.url)]
+        page.locator("#export-merge").click()
+        page.locator("#export-merged-download").wait_for(timeout=300_000)
         shot(page, "5-export")
+        with page.expect_download() as info:
+            page.locator("#export-merged-download").click()
+        merged_archive = tmp_path / "merged.zip"
+        info.value.save_as(merged_archive)
+        served.append(_served_path(info.value.url))
     finally:
         app.stop()
 
-    folder = tmp_path / "unzipped"
-    zipfile.ZipFile(archive).extractall(folder)
+    # The downloads were served from Gradio's cache (not the data home), and went when the server stopped.
+    assert all(path.is_relative_to(access.uploads_dir()) and not path.exists() for path in served), served
+
+    # What the workbench stored is the user's alone: the data home 0700, the dataset copy and the weights 0600.
+    assert stat.S_IMODE(os.stat(outside_home).st_mode) == 0o700
+    stored = [p for p in (outside_home / "datasets").rglob("*") if p.is_file()]
+    weights = list((outside_home / "runs").rglob("adapter_model.safetensors"))
+    assert stored and weights
+    assert {stat.S_IMODE(os.stat(p).st_mode) for p in stored + weights} == {0o600}
+
+    # Both load with the plain libraries, and the merged model answers as the adapter on its base does.
+    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_ref.path), str(folder / "adapter"))
+    zipfile.ZipFile(archive).extractall(tmp_path / "unzipped")
+    zipfile.ZipFile(merged_archive).extractall(tmp_path / "unzipped-merged")
+    base = AutoModelForCausalLM.from_pretrained(model_ref.path)
+    tuned = PeftModel.from_pretrained(base, str(tmp_path / "unzipped" / "adapter"))
     assert tuned.peft_config["default"].base_model_name_or_path == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    (merged_folder,) = (tmp_path / "unzipped-merged").iterdir()
+    merged = AutoModelForCausalLM.from_pretrained(merged_folder)
+    ids = torch.tensor([[1, 504, 3458, 282, 4649, 314]])
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, tuned(ids).logits, atol=1e-3)
+
+
+def _served_path(url: str) -> Path:
+    """The server's file behind a download link (`.../gradio_api/file=<path>`)."""
+    return Path(unquote(urlparse(url).path.partition("file=")[2]))
 
 
 def _steps(page) -> int:

@@ -57,7 +57,7 @@ def store_dataset(path: Path) -> StoredDataset:
         final = root / sha / path.name
         if not final.is_file():
             final.parent.mkdir(exist_ok=True)
-            temp.chmod(0o644)
+            temp.chmod(0o600)  # the user's data: theirs alone, whatever the umask
             os.replace(temp, final)
             placed = True
         return StoredDataset(final, sha)

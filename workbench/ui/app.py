@@ -1,25 +1,31 @@
-"""The Gradio app: five tabs over the engine. Building it imports no training library."""
+"""The Gradio app: five tabs over the engine. Building it imports no training library.
+
+Every event is the page's own (`api_visibility="private"`), not a public API; the page served before login holds
+no run and no server path.
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
+import signal
 import threading
 from pathlib import Path
 
 import gradio as gr
 
-from workbench import models
+from workbench import home, models
 from workbench.data.reading import max_dataset_bytes
 from workbench.runs import spawn
 from workbench.runs.queue import RunQueue
-from workbench.ui import background, chat_tab, data_tab, export_tab, runs_tab, train_tab
+from workbench.ui import background, chat_tab, data_tab, downloads, export_tab, runs_tab, serving, train_tab
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
+# Gradio's cache (uploads, downloads) is swept every hour of files older than a day, and emptied when it stops.
+DELETE_CACHE = (3600, 86400)
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title="Workbench") as app:
+    with gr.Blocks(title="Workbench", delete_cache=DELETE_CACHE) as app:
         gr.Markdown("# Workbench\nFine-tune a language model: data → method → train → chat → export.")
         with gr.Tabs() as tabs:
             with gr.Tab("Data", id="data") as data_shown:
@@ -33,10 +39,18 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Export", id="export"):
                 export = export_tab.build()
         data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], data_shown)
-        train_tab.wire(train, data["path"], data["outputs"][-1], tabs, runs["selector"], train_shown)
+        train_tab.wire(train, data["dataset"], data["outputs"][-1], tabs, runs["selector"], train_shown)
         runs_tab.wire(runs)
         chat_tab.wire(chat)
         export_tab.wire(export)
+        # The run pickers are filled as a page opens, not when the app is built: the page served before login
+        # names no run, and a reloaded page lists the runs there are now. (The Runs tab's timer fills its own.)
+        app.load(
+            lambda: [*train_tab.offered_runs(train), chat_tab.adapters(), export_tab.runs()],
+            None,
+            [*train_tab.run_pickers(train), chat["adapter"], export["run"]],
+            api_visibility="private",
+        )
     return app
 
 
@@ -48,34 +62,43 @@ def _prepare_default_model() -> None:
         threading.Thread(target=background.call, args=(models.resolve, default), daemon=True).start()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python app.py", description="Open the Workbench in a browser.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument(
-        "--auth",
-        default=os.environ.get("WORKBENCH_AUTH"),
-        help="user:password required to open the page (or set WORKBENCH_AUTH)",
-    )
-    parser.add_argument("--share", action="store_true", help="also open a public Gradio share link")
-    args = parser.parse_args(argv)
-    auth = None
-    if args.auth:
-        user, sep, password = args.auth.partition(":")
-        if not sep or not user or not password:
-            parser.error("--auth must look like user:password")
-        auth = (user, password)
+def main(options: serving.Options | None = None) -> None:
+    """Serve the workbench as `python app.py` was asked to (`serving.parse_args`)."""
+    options = options or serving.parse_args()
+    home.private_files()  # the data home, uploads and downloads: the user's alone (the workers inherit it)
+    downloads.remove_stale()
     RunQueue().reconcile()  # runs whose worker died while nobody watched are marked before the page shows them
     spawn.ensure_launcher()  # warms up the training stack while the person prepares a run
     _prepare_default_model()
     app = build_app()
+    signal.signal(signal.SIGTERM, _stopped)
+    try:
+        _serve(app, options)
+    finally:  # Ctrl-C: Gradio has closed the server and removed the files it served
+        downloads.remove_own()
+
+
+def _stopped(signum: int, frame: object) -> None:
+    # A stop (`kill`, a service manager) still ends the process at once, as it always did (a graceful close could
+    # wait minutes for the helper process's current call), but the downloads made here go first: a merged model
+    # is hundreds of megabytes in the temp dir.
+    downloads.remove_own()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _serve(app: gr.Blocks, options: serving.Options) -> None:
     app.queue(default_concurrency_limit=4).launch(
-        server_name=args.host,
-        server_port=args.port,
-        auth=auth,
-        share=args.share,
+        server_name=options.host,
+        server_port=options.port,
+        auth=options.auth,
+        share=options.share,
         max_file_size=max_dataset_bytes(),
         css_paths=[STATIC / "workbench.css"],
         show_error=True,
         ssr_mode=False,  # server-side rendering would start a Node.js server first: slower to open, no gain here
+        app_kwargs={"middleware": serving.middleware(options)},
+        footer_links=["gradio", "settings"],  # no "Use via API": the events are the page's own
+        run_history=False,  # no run-history page (it shows the API description), nothing kept in the browser
+        enable_monitoring=False,
     )

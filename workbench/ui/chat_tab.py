@@ -34,7 +34,8 @@ def build() -> dict[str, Any]:
             label="Base model",
             elem_id="chat-base",
         )
-        adapter = gr.Dropdown(adapter_choices(), value="", label="Adapter (a finished run)", elem_id="chat-adapter")
+        # The finished runs come on page load (`adapters`): the page served before login names no run.
+        adapter = gr.Dropdown([(NO_ADAPTER, "")], value="", label="Adapter (a finished run)", elem_id="chat-adapter")
         refresh = gr.Button("↻ runs", scale=0)
         side_by_side = gr.Checkbox(label="Side by side: base and tuned", elem_id="chat-side-by-side")
     with gr.Row():
@@ -65,22 +66,33 @@ def build() -> dict[str, Any]:
 
 
 def wire(tab: dict[str, Any]) -> None:
-    tab["refresh"].click(lambda: gr.update(choices=adapter_choices()), None, tab["adapter"])
+    tab["refresh"].click(adapters, None, tab["adapter"], api_visibility="private")
     tab["side_by_side"].change(
         lambda on: (gr.update(visible=on), gr.update(visible=on)), tab["side_by_side"],
-        [tab["base_bot"], tab["rating_row"]],
+        [tab["base_bot"], tab["rating_row"]], api_visibility="private",
     )  # fmt: skip
     rate_inputs = [tab["tuned_bot"], tab["base_bot"], tab["base"], tab["adapter"]]
-    tab["prefer_tuned"].click(lambda *v: rate(*v, tuned_better=True), rate_inputs, tab["rating_status"])
-    tab["prefer_base"].click(lambda *v: rate(*v, tuned_better=False), rate_inputs, tab["rating_status"])
+    tab["prefer_tuned"].click(
+        lambda *v: rate(*v, tuned_better=True), rate_inputs, tab["rating_status"], api_visibility="private"
+    )
+    tab["prefer_base"].click(
+        lambda *v: rate(*v, tuned_better=False), rate_inputs, tab["rating_status"], api_visibility="private"
+    )
     inputs = [
         tab["prompt"], tab["tuned_bot"], tab["base_bot"], tab["base"], tab["adapter"], tab["side_by_side"],
         tab["temperature"], tab["top_p"], tab["max_new"],
     ]  # fmt: skip
     outputs = [tab["prompt"], tab["tuned_bot"], tab["base_bot"], tab["status"]]
-    tab["send"].click(respond, inputs, outputs)
-    tab["prompt"].submit(respond, inputs, outputs)
-    tab["clear"].click(lambda: ([], [], ""), None, [tab["tuned_bot"], tab["base_bot"], tab["status"]])
+    tab["send"].click(respond, inputs, outputs, api_visibility="private")
+    tab["prompt"].submit(respond, inputs, outputs, api_visibility="private")
+    tab["clear"].click(
+        lambda: ([], [], ""), None, [tab["tuned_bot"], tab["base_bot"], tab["status"]], api_visibility="private"
+    )
+
+
+def adapters():
+    """The finished runs to chat with, as an update of the adapter picker."""
+    return gr.update(choices=adapter_choices())
 
 
 def respond(prompt, tuned_history, base_history, base, run_id, side_by_side, temperature, top_p, max_new):

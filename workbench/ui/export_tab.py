@@ -8,14 +8,16 @@ import gradio as gr
 
 from workbench import methods
 from workbench.errors import WorkbenchError
-from workbench.export import merge_adapter, zip_adapter, zip_folder
+from workbench.export import adapter_zip_name, merge_adapter, zip_adapter, zip_folder
 from workbench.runs.store import JobStore
+from workbench.ui import downloads
 from workbench.ui.chat_tab import adapter_choices
 
 
 def build() -> dict[str, Any]:
     with gr.Row():
-        run = gr.Dropdown(adapter_choices()[1:], label="Finished run", elem_id="export-run", scale=3)
+        # Choices come on page load (`runs`): the page served before login names no run.
+        run = gr.Dropdown([], label="Finished run", elem_id="export-run", scale=3)
         refresh = gr.Button("↻ runs", scale=0)
     gr.Markdown(
         "The zip holds the run's result, the tokenizer, a model card (how to load it) and the loss chart: a PEFT "
@@ -35,10 +37,16 @@ def build() -> dict[str, Any]:
 
 
 def wire(tab: dict[str, Any]) -> None:
-    tab["refresh"].click(lambda: gr.update(choices=adapter_choices()[1:]), None, tab["run"])
-    tab["zip_button"].click(_zip, tab["run"], [tab["download"], tab["message"]])
-    tab["merge_button"].click(_merge, tab["run"], [tab["merged_download"], tab["message"]])
-    tab["run"].change(_offer, tab["run"], [tab["merge_button"], tab["message"]])
+    tab["refresh"].click(runs, None, tab["run"], api_visibility="private")
+    tab["zip_button"].click(_zip, tab["run"], [tab["download"], tab["message"]], api_visibility="private")
+    merged = [tab["merged_download"], tab["message"]]
+    tab["merge_button"].click(_merge, tab["run"], merged, api_visibility="private")
+    tab["run"].change(_offer, tab["run"], [tab["merge_button"], tab["message"]], api_visibility="private")
+
+
+def runs():
+    """The finished runs to export, as an update of the run picker."""
+    return gr.update(choices=adapter_choices()[1:])
 
 
 def _offer(run_id: str | None):
@@ -58,7 +66,8 @@ def _zip(run_id: str | None):
     if not run_id:
         return gr.update(visible=False), "Choose a finished run."
     try:
-        path = zip_adapter(JobStore().get(run_id).files)
+        files = JobStore().get(run_id).files
+        path = zip_adapter(files, downloads.new_path(adapter_zip_name(files)))
     except WorkbenchError as err:
         return gr.update(visible=False), f"**{err}**"
     return gr.update(value=str(path), visible=True), f"Ready: `{path.name}`"
@@ -69,7 +78,7 @@ def _merge(run_id: str | None):
         return gr.update(visible=False), "Choose a finished run."
     try:
         folder = merge_adapter(JobStore().get(run_id).files)
-        archive = zip_folder(folder)
+        archive = zip_folder(folder, downloads.new_path(f"{run_id}-merged.zip"))
     except WorkbenchError as err:
         return gr.update(visible=False), f"**{err}**"
-    return gr.update(value=str(archive), visible=True), f"Merged model saved in `{folder}`"
+    return gr.update(value=str(archive), visible=True), f"Merged model saved in the run's folder (`{folder.name}/`)"

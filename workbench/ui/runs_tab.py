@@ -36,7 +36,9 @@ def _short_label(job: Job) -> str:
 def build() -> dict[str, Any]:
     table = gr.Dataframe(label="Runs", interactive=False, wrap=True, elem_id="runs-table")
     with gr.Row():
-        selector = gr.Dropdown(run_choices(), label="Run", elem_id="runs-selector", scale=3)
+        # No runs at build time: the timer's first tick fills the pickers, so the page served before login
+        # names none (and a reloaded page shows the runs there are now, not those at start-up).
+        selector = gr.Dropdown([], label="Run", elem_id="runs-selector", scale=3)
         stop = gr.Button("Stop", elem_id="runs-stop", scale=1)
         resume = gr.Button("Resume", elem_id="runs-resume", scale=1)
         delete = gr.Button("Delete", variant="stop", elem_id="runs-delete", scale=1)
@@ -57,7 +59,7 @@ def build() -> dict[str, Any]:
     message = gr.Markdown(elem_id="runs-message")
     with gr.Accordion("Compare runs", open=True):
         compare = gr.Dropdown(
-            [(_short_label(job), job.id) for job in JobStore().list()],
+            [],
             multiselect=True,
             label="Runs to compare",
             elem_id="runs-compare",
@@ -92,13 +94,15 @@ def wire(tab: dict[str, Any]) -> None:
     outputs = [tab["table"], tab["selector"], tab["progress"], tab["loss_plot"], tab["lr_plot"], tab["log"]]
     outputs += [tab["stage_plot"]]
     outputs += [tab["compare"], known]
-    tab["timer"].tick(refresh, [tab["selector"], known], outputs, show_progress="hidden")
-    tab["selector"].change(refresh, [tab["selector"], known], outputs, show_progress="hidden")
+    tab["timer"].tick(refresh, [tab["selector"], known], outputs, show_progress="hidden", api_visibility="private")
+    tab["selector"].change(
+        refresh, [tab["selector"], known], outputs, show_progress="hidden", api_visibility="private"
+    )
     for button, action in ((tab["stop"], "cancel"), (tab["resume"], "resume"), (tab["delete"], "delete")):
-        button.click(_act(action), tab["selector"], tab["message"])
+        button.click(_act(action), tab["selector"], tab["message"], api_visibility="private")
     compared = [tab["compare_plot"], tab["compare_table"]]
-    tab["compare"].change(compare, tab["compare"], compared, show_progress="hidden")
-    tab["timer"].tick(compare, tab["compare"], compared, show_progress="hidden")
+    tab["compare"].change(compare, tab["compare"], compared, show_progress="hidden", api_visibility="private")
+    tab["timer"].tick(compare, tab["compare"], compared, show_progress="hidden", api_visibility="private")
 
 
 def _act(action: str):

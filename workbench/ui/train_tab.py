@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from workbench import home, methods, models, stages
+from workbench import access, home, methods, models, stages
 from workbench.config import DataConfig, DatasetSpec, TrainConfig, dump_config, load_config, parse_config
 from workbench.data.inspect import SERVES, stages_for
 from workbench.data.loading import KIND_NAMES
@@ -72,7 +72,7 @@ def build() -> dict[str, Any]:
         name = gr.Textbox(label="Run name", placeholder="optional", elem_id="train-name")
     with gr.Row():
         parent = gr.Dropdown(
-            parent_choices(),
+            [("the base model", "")],  # the finished runs come on page load: the login page names no run
             value="",
             label="Start from",
             info="The base model, or a finished run to go on from (SFT → DPO): its adapter keeps training",
@@ -195,18 +195,25 @@ def raw_config(tab: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     }
 
 
-def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, shown) -> None:
-    """`shown`: the Train tab itself, whose selection refreshes the runs one can start from or score with."""
+def run_pickers(tab: dict[str, Any]) -> list[gr.components.Component]:
+    """The pickers that offer runs: the run to start from, and each stage's reward-model run."""
+    rewards = [f.component for f in all_fields(tab) if f.section == "stage" and f.name == "reward_model_run"]
+    return [tab["parent"], *rewards]
+
+
+def offered_runs(tab: dict[str, Any]) -> list[dict[str, Any]]:
+    """Updates of `run_pickers(tab)` with the runs there are now."""
+    rewards = reward_run_choices()
+    return [gr.update(choices=parent_choices())] + [gr.update(choices=rewards)] * (len(run_pickers(tab)) - 1)
+
+
+def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown) -> None:
+    """`dataset`: the Data tab's chosen file (a server-side state); `shown`: the Train tab itself, whose selection
+    refreshes the runs one can start from or score with."""
     fields = all_fields(tab)
-    run_pickers = [f.component for f in fields if f.section == "stage" and f.name == "reward_model_run"]
-
-    def refresh_runs():
-        rewards = reward_run_choices()
-        return [gr.update(choices=parent_choices())] + [gr.update(choices=rewards)] * len(run_pickers)
-
-    shown.select(refresh_runs, None, [tab["parent"], *run_pickers], api_visibility="private")
+    shown.select(lambda: offered_runs(tab), None, run_pickers(tab), api_visibility="private")
     leading = [tab[name] for name in LEADING]
-    inputs = [*leading, dataset_path, *[f.component for f in fields]]
+    inputs = [*leading, dataset, *[f.component for f in fields]]
     method_names, stage_names = methods.names(), stages.names()
 
     def show_method(method: str):
@@ -263,6 +270,8 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, sh
         raw = raw_config(tab, list(values))
         try:
             config = parse_config(raw)
+            for spec in config.data.datasets:
+                access.readable_dataset(spec.path)  # the form's dataset is the server's own state; checked again
             folder = models.local_folder(config.model.name_or_path)
             if folder is not None:  # a hub model is checked by the worker once it is downloaded
                 report = background.call(preflight.method_report, config, folder)
@@ -278,7 +287,7 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, sh
             return f"**Cannot start:** {err}", gr.update(), gr.update()
         return f"Started run `{job.id}`.", gr.Tabs(selected="runs"), gr.update(choices=run_choices(), value=job.id)
 
-    tab["start"].click(start, inputs, [tab["errors"], tabs, runs_selector])
+    tab["start"].click(start, inputs, [tab["errors"], tabs, runs_selector], api_visibility="private")
 
     def load_preset(preset: str):
         try:
@@ -298,7 +307,10 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, sh
         return ["", *leading, path, *values]
 
     tab["load"].click(
-        load_preset, tab["preset"], [tab["errors"], *leading, dataset_path, *[f.component for f in fields]]
+        load_preset,
+        tab["preset"],
+        [tab["errors"], *leading, dataset, *[f.component for f in fields]],
+        api_visibility="private",
     )
 
     def save_preset(preset_name: str, *values):
@@ -311,7 +323,9 @@ def wire(tab: dict[str, Any], dataset_path, stats_state, tabs, runs_selector, sh
         (user_presets_dir() / f"{safe}.yaml").write_text(dump_config(config), encoding="utf-8")
         return f"Saved preset `{safe}`.", gr.update(choices=list(preset_paths()), value=safe)
 
-    tab["save"].click(save_preset, [tab["preset_name"], *inputs], [tab["errors"], tab["preset"]])
+    tab["save"].click(
+        save_preset, [tab["preset_name"], *inputs], [tab["errors"], tab["preset"]], api_visibility="private"
+    )
 
 
 def _problems(err: ConfigError) -> str:
