@@ -39,8 +39,6 @@ DEFAULT_LEARNING_RATE = 2e-4
 
 
 def run_method(name: str, args: argparse.Namespace, work: Path) -> dict:
-    run_dir = work / name
-    run_dir.mkdir()
     config = parse_config(
         {
             "name": f"bench {name}",
@@ -56,10 +54,10 @@ def run_method(name: str, args: argparse.Namespace, work: Path) -> dict:
             },
         }
     )
-    files, error = train_in_worker(config, run_dir)
+    files, error = train_in_worker(config)
     if error:
         return {"method": name, "error": error}
-    summary = summarize(files)
+    summary = summarize(files, "finished")
     return {
         "method": name,
         "title": methods.get(name).title,

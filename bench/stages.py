@@ -66,8 +66,6 @@ def _online_settings(spec) -> dict:
 
 
 def run_stage(name: str, args: argparse.Namespace, work: Path, model_dir: str) -> dict:
-    run_dir = work / name
-    run_dir.mkdir()
     spec = stages.get(name)
     dataset = {"path": str(SAMPLES / DATA[spec.data]), "max_samples": args.rows}
     config = parse_config(
@@ -86,12 +84,12 @@ def run_stage(name: str, args: argparse.Namespace, work: Path, model_dir: str) -
             },
         }
     )
-    files, error = train_in_worker(config, run_dir)
+    files, error = train_in_worker(config)
     if error:
         return {"stage": name, "error": error}
     stats = inspect_tokens(DatasetSpec(**dataset), "smollm2-135m-instruct", args.cutoff, False)["stats"]
     predicted = estimate(config, model_dir, stats["total_tokens"] / stats["rows"], available_memory_mb=1e6)
-    summary = summarize(files)
+    summary = summarize(files, "finished")
     logged = [r for r in files.read_metrics() if "loss" in r]
     key = HEADLINE.get(name)
     with_key = [r for r in logged if r.get(key) is not None]  # KTO logs margins only for batches with both kinds

@@ -28,17 +28,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from workbench import models  # noqa: E402
-from workbench.config import parse_config, save_config  # noqa: E402
-from workbench.runs import launcher  # noqa: E402
-from workbench.runs.files import RunFiles  # noqa: E402
+from workbench.config import parse_config  # noqa: E402
+from workbench.runs import spawn  # noqa: E402
+from workbench.runs.queue import RunQueue  # noqa: E402
+from workbench.runs.submission import freeze  # noqa: E402
 
 DATA = REPO / "presets" / "data" / "alpaca_en_demo.json"
 
 
 def run_workbench(settings: dict, work: Path, warm: bool = False) -> dict:
-    """One worker run: a fresh `python -m workbench.worker` process, or (warm) one forked by the launcher."""
-    run_dir = work / f"wb-{time.time_ns()}"
-    run_dir.mkdir()
+    """One run through the queue: a fresh `python -m workbench.runs.worker` process, or (warm) one forked by the
+    launcher."""
     subset = work / "subset.json"
     subset.write_text(json.dumps(json.loads(DATA.read_text())[: settings["rows"]]))
     config = parse_config(
@@ -57,25 +57,17 @@ def run_workbench(settings: dict, work: Path, warm: bool = False) -> dict:
             },
         }
     )
-    save_config(config, run_dir / "config.yaml")
-    files = RunFiles(run_dir)
+    frozen = freeze(config)  # outside the timing, as a submission is before its worker starts
+    queue = RunQueue(spawner=spawn.start_worker if warm else spawn.start_fresh)
     launched = time.time()
-    if warm:
-        pid = launcher.start_worker(run_dir, files.log, {})
-        assert pid is not None, "no launcher answered"
-        while Path(f"/proc/{pid}").exists() and files.read_status().get("state") not in ("finished", "failed"):
-            time.sleep(0.1)
-    else:
-        subprocess.run(
-            [sys.executable, "-m", "workbench.runs.worker", str(run_dir)],
-            cwd=REPO,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    time.sleep(0.2)  # the worker's last status write (peak memory) follows its state
-    status = files.read_status()
-    steps = [r for r in files.read_metrics() if "loss" in r]
+    job = queue.submit(frozen)
+    while job.state not in ("finished", "failed", "stopped"):
+        time.sleep(0.1)
+        queue.reconcile()
+        job = queue.get(job.id)
+    assert job.state == "finished", job.error
+    status = job.files.read_status()
+    steps = [r for r in job.files.read_metrics() if "loss" in r]
     result = summarize(launched, status["first_step_at"], steps, status["peak_memory_mb"])
     return {**result, "launch_to_training_s": status["train_began_at"] - launched}
 
@@ -147,13 +139,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.environ["WORKBENCH_HOME"] = str(work / "home")
-        launcher.ensure_running()  # the UI starts one too; it warms up before anything is timed
-        while not launcher.socket_path().exists():  # listening: the training stack is imported
+        spawn.ensure_launcher()  # the UI starts one too; it warms up before anything is timed
+        while not spawn.socket_path().exists():  # listening: the training stack is imported
             time.sleep(0.2)
         try:
             run_rounds(args.rounds, runners, results, work)
         finally:
-            os.kill(int(launcher.pid_path().read_text()), signal.SIGTERM)
+            os.kill(spawn.running_launcher(), signal.SIGTERM)
     report(settings, results)
 
 

@@ -1,29 +1,36 @@
-"""What the benches share: train a config the way a run from the UI or the CLI does, in a fresh worker."""
+"""What the benches share: train a config the way a run from the UI or the CLI does, through the queue."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+import time
 from typing import Any
 
-from workbench.config import save_config
+from workbench.runs import spawn
 from workbench.runs.files import RunFiles
+from workbench.runs.queue import RunQueue
+from workbench.runs.store import Job
+from workbench.runs.submission import submit
 
-REPO = Path(__file__).resolve().parent.parent
 # Settings every bench run shares: a fixed number of steps at a constant rate, no checkpoint in the timing.
 STEADY_TRAIN = {"lr_scheduler_type": "constant", "save_steps": 10_000, "seed": 42}
 
 
-def train_in_worker(config: Any, run_dir: Path) -> tuple[RunFiles, str | None]:
-    """Freeze `config` into `run_dir` and run `python -m workbench.worker` on it; returns the run's files and
-    its error (None when it finished)."""
-    save_config(config, run_dir / "config.yaml")
-    files = RunFiles(run_dir)
-    result = subprocess.run(
-        [sys.executable, "-m", "workbench.runs.worker", str(run_dir)], cwd=REPO, capture_output=True, text=True
-    )
-    status = files.read_status()
-    if result.returncode != 0 or status.get("state") != "finished":
-        return files, status.get("error") or result.stderr[-2000:]
-    return files, None
+def train_in_worker(config: Any, *, warm: bool = False, timeout: float = 3600) -> tuple[RunFiles, str | None]:
+    """Submit `config` (validated and frozen as Start does) and wait for its worker: a fresh process, or with
+    `warm` one forked by a running launcher. Returns the run's files and its error (None when it finished)."""
+    job = run_to_the_end(config, warm=warm, timeout=timeout)
+    return job.files, None if job.state == "finished" else job.error or job.state
+
+
+def run_to_the_end(config: Any, *, warm: bool = False, timeout: float = 3600) -> Job:
+    queue = RunQueue(spawner=None if warm else spawn.start_fresh)
+    job = submit(config, queue=queue)
+    deadline = time.time() + timeout
+    while job.state not in ("finished", "failed", "stopped"):
+        if time.time() > deadline:
+            queue.cancel(job.id)
+            raise TimeoutError(f"run {job.id} still {job.state} after {timeout:.0f} s")
+        time.sleep(0.2)
+        queue.reconcile()
+        job = queue.get(job.id)
+    return job

@@ -29,6 +29,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
+from workbench import home  # noqa: E402
 from workbench.runs import processes, spawn  # noqa: E402
 
 IDLE_SECONDS = 30 * 60
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, required=True, help="leave when this process ends")
     parser.add_argument("--parent-created", type=float, help="the parent's creation time (tells it from a newcomer)")
     args = parser.parse_args(argv)
+    home.private_files()  # the workers it forks inherit this
     parent = (args.parent, args.parent_created)
     # Before the heavy imports: a UI that ended while we started (a port clash, Ctrl-C) must not leave us behind.
     watcher = _leave_with(parent)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from workbench import home
+from workbench.runs import processes
 
 _CONNECT_TIMEOUT = 2.0
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -55,24 +56,30 @@ def same_environment(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
 
 
 def start_worker(run_dir: Path, db: Path, claim: str, env: Mapping[str, str]) -> int:
-    """Start the worker of a claimed run; its pid. Raises OSError when no process could be started."""
-    env = worker_env(env)
-    argv = [str(run_dir), "--db", str(db), "--claim", claim]
-    pid = _ask_launcher(argv, run_dir / "log.txt", env)
-    if pid is not None:
-        return pid
+    """Start the worker of a claimed run, forked by the launcher where it can; its pid. Raises OSError when no
+    process could be started."""
+    pid = _ask_launcher(_worker_args(run_dir, db, claim), run_dir / "log.txt", worker_env(env))
+    return pid if pid is not None else start_fresh(run_dir, db, claim, env)
+
+
+def start_fresh(run_dir: Path, db: Path, claim: str, env: Mapping[str, str]) -> int:
+    """Start the worker of a claimed run as a new Python process; its pid."""
     with (run_dir / "log.txt").open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench.runs.worker", *argv],
+            [sys.executable, "-m", "workbench.runs.worker", *_worker_args(run_dir, db, claim)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=worker_env(env),
             start_new_session=True,  # its own process group: a stop reaches the worker and its children
         )
     # Reap it when it exits so a long-lived parent (the UI server) collects no zombies.
     threading.Thread(target=proc.wait, daemon=True).start()
     return proc.pid
+
+
+def _worker_args(run_dir: Path, db: Path, claim: str) -> list[str]:
+    return [str(run_dir), "--db", str(db), "--claim", claim]
 
 
 def _ask_launcher(argv: list[str], log: Path, env: dict[str, str]) -> int | None:
@@ -97,8 +104,6 @@ def ensure_launcher() -> None:
 
     The launcher gets this process's pid and creation time, and leaves as soon as this process ends.
     """
-    from workbench.runs import processes
-
     path = socket_path()
     if path.exists():
         try:
@@ -110,23 +115,24 @@ def ensure_launcher() -> None:
             path.unlink(missing_ok=True)
     if running_launcher() is not None:  # still importing: it listens in a few seconds
         return
-    log = (home.home() / "launcher.log").open("ab")
     parent = os.getpid()
-    subprocess.Popen(
-        [sys.executable, "-m", "workbench.runs.launcher", "--parent", str(parent), "--parent-created",
-         repr(processes.created(parent))],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=worker_env(os.environ),  # a UI's runs are forked: their environment is the launcher's
-        start_new_session=True,
-    )  # fmt: skip
+    log = os.open(home.home() / "launcher.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "workbench.runs.launcher", "--parent", str(parent), "--parent-created",
+             repr(processes.created(parent))],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=worker_env(os.environ),  # a UI's runs are forked: their environment is the launcher's
+            start_new_session=True,
+        )  # fmt: skip
+    finally:
+        os.close(log)
 
 
 def running_launcher() -> int | None:
     """The pid of a live launcher of this data directory (another process than this one), if any."""
-    from workbench.runs import processes
-
     try:
         record = json.loads(pid_path().read_text())
         pid, created = int(record["pid"]), float(record["created"])

@@ -25,6 +25,7 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from workbench import home  # noqa: E402
 from workbench.config import RunConfig  # noqa: E402
 from workbench.errors import describe  # noqa: E402
 from workbench.runs import disk, processes  # noqa: E402
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claim", required=True, help="the claim the queue handed this worker")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.umask(0o077)  # what the run writes is its user's alone
+    home.private_files()  # what the run writes is its user's alone, however the worker was started
 
     files = RunFiles(args.run_dir.resolve())
     claim = Claim(JobStore(args.db), files.root.name, args.claim)
@@ -103,17 +104,18 @@ def _failure(err: BaseException, files: RunFiles) -> tuple[str, str]:
 def _record(
     claim: Claim, files: RunFiles, state: str, error: str | None, category: str | None, **status: object
 ) -> None:
-    """Report the outcome; if even that write fails (a full disk), give the reserve back and try once more."""
+    """Report the outcome (last figures first, so whoever sees the run end sees them); if even that write fails
+    (a full disk), give the reserve back and try once more."""
+    try:
+        files.write_status(peak_memory_mb=_peak_memory_mb(), **status)
+    except OSError:
+        disk.give_back(files.root)  # progress only; the outcome below is what must get through
     try:
         claim.finish(state, error, category)
     except Exception:  # noqa: BLE001
         traceback.print_exc()
         disk.give_back(files.root)
         claim.finish(state, error, category)
-    try:
-        files.write_status(peak_memory_mb=_peak_memory_mb(), **status)
-    except OSError:
-        pass  # progress only; the outcome is in the job store
     disk.give_back(files.root)
 
 
