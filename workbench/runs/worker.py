@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopRequest()
     stop.install()
     disk.set_aside(files.root)
-    files.write_status(pid=os.getpid(), started_at=time.time(), environment=_environment_report())
+    forked = "workbench.runs.launcher" in sys.orig_argv  # a warm start, or a fresh interpreter
+    files.write_status(pid=os.getpid(), started_at=time.time(), forked=forked, environment=_environment_report())
     try:
         outcome = train(files, stop, claim)
     except BaseException as err:  # noqa: B036  a failed run must always be recorded, whatever ended it
