@@ -10,7 +10,9 @@ import pytest
 
 from tests.data.bad_uploads import BAD_UPLOADS, GOOD
 from workbench.config import DatasetSpec
+from workbench.data import inspect
 from workbench.data.inspect import PREVIEW_CHARS, PREVIEW_ROWS, count_rows, preview
+from workbench.data.loading import load_for
 from workbench.errors import DataError
 
 # What the preview may allocate, whatever the file: the 16 MB it reads at most, decoded, and the rows made of it.
@@ -96,3 +98,17 @@ def _assert_clear(err: DataError, bad) -> None:
     assert message.startswith(bad.name) and err.row == bad.row, message
     for word in bad.words:
         assert word in message, message
+
+
+def test_a_file_is_read_whole_once_per_version(tmp_path, monkeypatch):
+    reads = []
+    monkeypatch.setattr(inspect, "load_for", lambda kind, spec: reads.append(spec) or load_for(kind, spec))
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps([GOOD] * 20 + [{"instruction": "x"}]))
+    for _ in range(2):  # an error is remembered as well as a count
+        with pytest.raises(DataError, match="row 21"):
+            count_rows(_spec(path))
+    assert len(reads) == 1
+    path.write_text(json.dumps([GOOD] * 12))
+    assert count_rows(_spec(path)) == 12 and count_rows(_spec(path)) == 12
+    assert len(reads) == 2

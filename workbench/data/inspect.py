@@ -8,11 +8,13 @@ The UI process reads only the first rows (`preview`); whatever reads the whole f
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from typing import Any
 
 from workbench.config import DatasetSpec
 from workbench.data.formats import Conversation
 from workbench.data.loading import LoadedDataset, LoadedExamples, detect_kind, load_for
+from workbench.errors import DataError
 
 PREVIEW_ROWS = 8
 # A table cell shows this much of a value: enough to read a row, little to send to the browser.
@@ -85,14 +87,26 @@ def _as_conversations(loaded: LoadedDataset | LoadedExamples) -> list[Conversati
 # The helper process validates a dataset (count_rows), then tokenizes it: the second call reuses what the first
 # read instead of reading the whole file again, and lets it go (it can be a few GB for a file at the size limit).
 _last: tuple[tuple, LoadedDataset | LoadedExamples] | None = None
+# What whole reads found, by file version: the Data tab inspects a file again for a new cutoff, and Gradio
+# sometimes fires the same change twice; neither should read a big file again to say the same thing.
+_counted: OrderedDict[tuple, int | DataError] = OrderedDict()
+_COUNTED_KEPT = 32
+
+
+def _version(spec: DatasetSpec) -> tuple | None:
+    try:
+        stat = os.stat(spec.path)
+    except OSError:
+        return None  # reading it will say what is wrong
+    return spec.model_dump_json(), stat.st_size, stat.st_mtime_ns
 
 
 def _load_whole(spec: DatasetSpec, *, keep: bool) -> LoadedDataset | LoadedExamples:
     global _last
-    stat = os.stat(spec.path)
-    key = (spec.model_dump_json(), stat.st_size, stat.st_mtime_ns)
-    loaded = _last[1] if _last is not None and _last[0] == key else load_for(detect_kind(spec), spec)
-    _last = (key, loaded) if keep else None
+    version = _version(spec)
+    hit = _last is not None and version is not None and _last[0] == version
+    loaded = _last[1] if hit else load_for(detect_kind(spec), spec)
+    _last = (version, loaded) if keep and version is not None else None
     return loaded
 
 
@@ -101,9 +115,22 @@ def count_rows(spec: DatasetSpec) -> int:
 
     Reads the whole file into memory: the UI calls it in its helper process.
     """
-    rows = _load_whole(spec, keep=True).rows
-    assert rows is not None  # a whole file was read
-    return rows
+    version = _version(spec)
+    found = _counted.get(version) if version is not None else None
+    if found is None:
+        try:
+            found = _load_whole(spec, keep=True).rows
+        except DataError as err:
+            # A copy without the traceback, whose frames would keep the whole file's rows alive.
+            found = DataError(err.reason, file=err.file, row=err.row, field=err.field)
+        if version is not None:
+            _counted[version] = found
+            while len(_counted) > _COUNTED_KEPT:
+                _counted.popitem(last=False)
+    if isinstance(found, DataError):
+        raise found
+    assert found is not None  # a whole file was read
+    return found
 
 
 def inspect_tokens(spec: DatasetSpec, model: str, cutoff_len: int, train_on_prompt: bool) -> dict[str, Any]:
