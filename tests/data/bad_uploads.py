@@ -109,7 +109,7 @@ BAD_UPLOADS = [
               ("line 1000000 is not valid JSON",), 1_000_000, "whole"),
     BadUpload("million-rows.csv", _file("million-rows.csv", _tiny_csv), ("field 'output'", "is empty"), 1_000_000,
               "whole"),
-    BadUpload("nul.csv", _file("nul.csv", _nul_csv), ("NUL byte", "line 3"), None, "preview"),
+    BadUpload("nul-bytes.csv", _file("nul-bytes.csv", _nul_csv), ("NUL byte", "line 3"), None, "preview"),
     BadUpload("too-big.json", _file("too-big.json", _too_big), ("600.0 MB", "over the 512.0 MB limit"), None,
               "preview"),
 ]  # fmt: skip
