@@ -29,6 +29,8 @@ class BadUpload:
     row: int | None
     found_by: Literal["preview", "whole"]  # the first rows, or only the whole file read by the helper
     big: bool = False  # hundreds of MB on disk
+    # What the page says instead, where the browser refuses the file before the data layer sees it.
+    page_words: tuple[str, ...] | None = None
 
 
 def _file(name: str, fill: Callable[[object], None]) -> Callable[[Path], Path]:
@@ -111,5 +113,5 @@ BAD_UPLOADS = [
               "whole"),
     BadUpload("nul-bytes.csv", _file("nul-bytes.csv", _nul_csv), ("NUL byte", "line 3"), None, "preview"),
     BadUpload("too-big.json", _file("too-big.json", _too_big), ("600.0 MB", "over the 512.0 MB limit"), None,
-              "preview"),
+              "preview", page_words=("exceed the maximum allowed size of 512.0 Mb",)),
 ]  # fmt: skip

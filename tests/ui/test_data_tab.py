@@ -45,37 +45,39 @@ def _memory_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def _upload(page, path) -> None:
-    clear = page.locator("#data-upload button[aria-label='Clear']")
-    if clear.count():
-        clear.click()
+def _upload(page, url: str, path) -> None:
+    page.goto(url)  # a fresh page each time: no error left from the file before, an empty upload field
     page.locator("#data-upload input[type=file]").set_input_files(str(path))
 
 
 def test_big_and_bad_uploads_leave_the_ui_process_small(browser, tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # Gradio keeps its copies of uploads there
     bad = {b.name: b for b in BAD_UPLOADS}
-    # The million-row files take the helper ~20 s and are read by the data-layer tests; a file over the size
-    # limit is refused by Gradio's own max_file_size while it streams in (and by the data layer, tested there).
+    # The million-row files take the helper ~20 s and are read by the data-layer tests.
     names = ["random-bytes.json", "deep-lists.json", "deep-objects.json", "nul-bytes.csv", "one-huge-string.json"]
-    files = {name: bad[name].write(tmp_path) for name in [*names, "two-million-objects.json"]}
+    files = {name: bad[name].write(tmp_path) for name in [*names, "too-big.json", "two-million-objects.json"]}
     app = App(tmp_path / "home").start()
     try:
         page = browser.new_page()
-        page.goto(app.url)
         error = page.locator("#data-error")
         baseline = None
         for name in names:
-            _upload(page, files[name])
+            _upload(page, app.url, files[name])
             expect(error).to_contain_text(f"Cannot use this file. {name}", timeout=60_000)
             for word in bad[name].words:
                 expect(error).to_contain_text(word)
             if baseline is None:  # the upload and preview paths have run once
                 baseline, _ = _memory_mb(app.proc.pid)
 
+        # Over the size limit: the browser refuses it, naming it, before sending a byte (Gradio's max_file_size).
+        _upload(page, app.url, files["too-big.json"])
+        toast = page.get_by_test_id("toast-body")
+        expect(toast).to_contain_text("too-big.json")
+        expect(toast).to_contain_text(bad["too-big.json"].page_words[0])
+
         # 2M rows on one line: the first rows show at once; the helper process finds the bad last one.
         started = time.time()
-        _upload(page, files["two-million-objects.json"])
+        _upload(page, app.url, files["two-million-objects.json"])
         expect(page.locator("#data-summary")).to_contain_text("first 8 rows shown, counting the rest", timeout=60_000)
         expect(page.locator("#data-preview")).to_contain_text(GOOD["output"])
         first_rows = time.time() - started
