@@ -33,6 +33,7 @@ from workbench.errors import DataError
 HEAD_BYTES = 16 * 1024 * 1024
 _CHUNK = 64 * 1024
 _SPACE = re.compile(r"[ \t\n\r]*")
+_FIRST_KEY = re.compile(r'\{[ \t\n\r]*("(?:[^"\\]|\\.){0,200}")')
 # How far from the end of the text read so far a JSON syntax error can be caused by the cut rather than by the
 # file: the longest token the decoder backs up over ("\uXXXX" in a string, "false").
 _CUT_MARGIN = 8
@@ -122,8 +123,14 @@ def _json_head(prefix: _Prefix, rows: int, lines: bool) -> Head:
     if first == "[":
         return _array_head(prefix, start + 1, rows)
     value = _decode(prefix, start, row=None)
-    if value is None and first == "{":  # the first of a .json file's JSON Lines, or one object: too long either way
-        raise prefix.too_long(1)
+    if value is None and first == "{":  # one long JSON Lines row, or (more often) a list wrapped in an object
+        key = _FIRST_KEY.match(prefix.text, start)
+        raise DataError(
+            f"the file starts with an object over {megabytes(prefix.budget)}"
+            + (f" (its first key: {json.loads(key.group(1))})" if key else "")
+            + "; expected a list of objects, [{...}, ...], or one object per line, each shorter than that",
+            file=prefix.name,
+        )
     if value is None:  # a top-level value too long to read whole: its first character tells what it is
         kinds = {'"': "text", "t": "a boolean", "f": "a boolean", "n": "null"}
         raise DataError(
