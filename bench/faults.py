@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.conftest import kill_workers  # noqa: E402
 from tests.data.bad_uploads import BAD_UPLOADS, BadUpload  # noqa: E402
 from tests.ui.browser import BROWSER_ARGS, CHROMIUM, App  # noqa: E402
 
@@ -166,6 +167,7 @@ def main() -> None:
                 print(f"{fault.__name__}: {rows[-1]}", file=sys.stderr)
         finally:
             app.stop()
+            kill_workers(app.home)  # the warm launcher outlives a UI stopped while it still imports
     print(f"UI process resident memory before the faults: {before:.0f} MB\n")
     print(markdown(rows))
 
