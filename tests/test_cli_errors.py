@@ -30,6 +30,8 @@ BAD_FILES = [
     ),
     ("latin1.json", '[{"instruction": "café", "output": "x"}]'.encode("latin-1"), ["latin1.json", "UTF-8"]),
     ("table.xlsx", b"PK\x03\x04", ["table.xlsx", ".jsonl"]),
+    ("deep.json", b"[" * 10_000 + b"]" * 10_000, ["deep.json", "nested too deeply"]),  # was a RecursionError
+    ("binary.csv", b"instruction,output\nSay hi,Hi!\nSay bye,By\x00e\n", ["binary.csv", "NUL byte", "line 3"]),
 ]
 
 

@@ -77,27 +77,33 @@ def test_utf8_bom_is_accepted(tmp_path):
     assert read_records(path) == ROWS
 
 
-@pytest.mark.parametrize(
-    "name, content, row, fragments",
-    [
-        ("empty.json", b"", None, ["empty"]),
-        ("blank.jsonl", b"\n  \n", None, ["empty"]),
-        ("bad.json", b'[\n  {"a": 1},\n  {"a": 2,,}\n]', None, ["not valid JSON", "line 3"]),
-        ("bad.jsonl", b'{"a": 1}\n{"a": 2}\n{"a": \n{"a": 4}\n', 3, ["line 3", "not valid JSON"]),
-        ("lines.json", b'{"a": 1}\n{"a" 2}\n', 2, ["line 2"]),
-        ("object.json", b'{"data": [{"a": 1}]}', None, ["top level is an object", "data", "list of objects"]),
-        ("number.json", b"42", None, ["top level is a number"]),
-        ("nested.json", b'[{"a": 1}, [1, 2]]', 2, ["expected an object", "a list"]),
-        ("scalar.jsonl", b'{"a": 1}\n"just text"\n', 2, ["expected an object", "text"]),
-        ("none.json", b"[]", None, ["no rows"]),
-        ("latin1.json", '[{"a": "caf\u00e9"}]'.encode("latin-1"), None, ["not UTF-8", "byte offset 11", "line 1"]),
-        ("latin1.csv", "a,b\nx,y\ncaf\u00e9,z\n".encode("latin-1"), None, ["not UTF-8", "line 3"]),
-        ("data.txt", b"hello", None, ["unsupported file type '.txt'", ".json, .jsonl, .csv, .parquet"]),
-        ("data", b"hello", None, ["unsupported file type", "no extension"]),
-        ("bad.parquet", b"PAR1 this is not parquet", None, ["not a readable Parquet file"]),
-        ("ragged.csv", b'a,b\n1,2\n3,4,5,6\n"x,y\n', None, ["not valid CSV"]),
-    ],
-)
+# (file name, its bytes, the row the error names, words the error holds); test_head.py reads them too.
+BAD_FILES = [
+    ("empty.json", b"", None, ["empty"]),
+    ("blank.jsonl", b"\n  \n", None, ["empty"]),
+    ("bad.json", b'[\n  {"a": 1},\n  {"a": 2,,}\n]', None, ["not valid JSON", "line 3"]),
+    ("bad.jsonl", b'{"a": 1}\n{"a": 2}\n{"a": \n{"a": 4}\n', 3, ["line 3", "not valid JSON"]),
+    ("lines.json", b'{"a": 1}\n{"a" 2}\n', 2, ["line 2"]),
+    ("object.json", b'{"data": [{"a": 1}]}', None, ["top level is an object", "data", "list of objects"]),
+    ("number.json", b"42", None, ["top level is a number"]),
+    ("nested.json", b'[{"a": 1}, [1, 2]]', 2, ["expected an object", "a list"]),
+    ("scalar.jsonl", b'{"a": 1}\n"just text"\n', 2, ["expected an object", "text"]),
+    ("none.json", b"[]", None, ["no rows"]),
+    ("latin1.json", '[{"a": "caf\u00e9"}]'.encode("latin-1"), None, ["not UTF-8", "byte offset 11", "line 1"]),
+    ("latin1.csv", "a,b\nx,y\ncaf\u00e9,z\n".encode("latin-1"), None, ["not UTF-8", "line 3"]),
+    ("data.txt", b"hello", None, ["unsupported file type '.txt'", ".json, .jsonl, .csv, .parquet"]),
+    ("data", b"hello", None, ["unsupported file type", "no extension"]),
+    ("bad.parquet", b"PAR1 this is not parquet", None, ["not a readable Parquet file"]),
+    ("ragged.csv", b'a,b\n1,2\n3,4,5,6\n"x,y\n', None, ["not valid CSV"]),
+    ("deep.json", b"[" * 10_000 + b"]" * 10_000, None, ["nested too deeply"]),
+    ("deep-object.json", b'{"a":' * 10_000 + b"1" + b"}" * 10_000, None, ["nested too deeply"]),
+    ("deep.jsonl", b'{"a": 1}\n' + b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 2, ["line 2", "nested too deeply"]),
+    ("nul.csv", b"a,b\nx,y\nx\x00y,z\n", None, ["NUL byte", "byte offset 9", "line 3", "binary"]),
+    ("nul.json", b'[{"a": 1},\n\x00]', None, ["NUL byte", "line 2"]),
+]
+
+
+@pytest.mark.parametrize("name, content, row, fragments", BAD_FILES)
 def test_bad_files_name_the_file_and_the_place(tmp_path, name, content, row, fragments):
     path = tmp_path / name
     path.write_bytes(content)
@@ -135,3 +141,11 @@ def test_a_bad_size_limit_setting_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_MAX_DATASET_MB", "lots")
     with pytest.raises(DataError, match="WORKBENCH_MAX_DATASET_MB must be a positive number"):
         read_records(path)
+
+
+def test_json_lines_split_at_line_breaks_only(tmp_path):
+    # JSON text may hold U+2028 and U+2029 unescaped (json.dumps does with ensure_ascii=False); they are not lines.
+    rows = [{"a": "one\u2028two\u2029three\x85"}, {"a": "four"}]
+    path = tmp_path / "data.jsonl"
+    path.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    assert read_records(path) == rows

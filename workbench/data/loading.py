@@ -12,6 +12,7 @@ from pathlib import Path
 from workbench.config import DataConfig, DatasetSpec
 from workbench.data.dataset_info import INFO_FILE, is_dataset_info, resolve_entry
 from workbench.data.formats import Conversation, Format, convert_records, detect_format
+from workbench.data.head import Head, read_head
 from workbench.data.preference import PairFormat, PreferencePair, convert_pairs, detect_pair_format, is_preference
 from workbench.data.prompts import PromptItem, convert_prompts, detect_prompt_layout
 from workbench.data.reading import read_records
@@ -24,21 +25,22 @@ class LoadedDataset:
     """A dataset ready for encoding.
 
     `path` is the data file actually read (the one a dataset_info.json entry names), `rows` the number of rows in
-    it before `max_samples`, and `format`, `columns` and `tags` how it was read: with them, the file alone
-    describes the dataset (see `store.freeze_spec`).
+    it before `max_samples` (None when only its first rows were read and it goes on), and `format`, `columns`
+    and `tags` how it was read: with them, the file alone describes the dataset (see `store.freeze_spec`).
     """
 
     path: Path
     format: Format
     conversations: list[Conversation]
-    rows: int
+    rows: int | None
     columns: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def load_conversations(spec: DatasetSpec) -> LoadedDataset:
-    """Read and validate one dataset; raises DataError naming the file, row and field of the first problem."""
-    source = _Source.resolve(spec)
+def load_conversations(spec: DatasetSpec, *, first: int | None = None) -> LoadedDataset:
+    """Read and validate one dataset (only its `first` rows if given); raises DataError naming the file, row and
+    field of the first problem."""
+    source = _Source.resolve(spec, first)
     if source.ranking:
         raise DataError(
             f"{spec.name!r} is preference data (ranking: true): it trains in a preference stage "
@@ -50,7 +52,7 @@ def load_conversations(spec: DatasetSpec) -> LoadedDataset:
     if format == "auto":
         format = detect_format(source.used, source.path.name, columns=columns, tags=tags)
     conversations = convert_records(source.used, format, file=source.path.name, columns=columns, tags=tags)
-    return LoadedDataset(source.path, format, conversations, len(source.records), columns, tags)
+    return LoadedDataset(source.path, format, conversations, source.rows, columns, tags)
 
 
 @dataclass
@@ -63,7 +65,7 @@ class LoadedExamples:
     path: Path
     format: str
     examples: list[PreferencePair] | list[LabeledExample] | list[PromptItem]
-    rows: int
+    rows: int | None
     columns: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -91,9 +93,10 @@ class _Source:
     columns: dict[str, str]
     tags: dict[str, str]
     ranking: bool | None  # what the entry says; None without dataset_info.json
+    first: int | None = None  # read only this many rows from the start of the file (a preview)
 
     @classmethod
-    def resolve(cls, spec: DatasetSpec) -> _Source:
+    def resolve(cls, spec: DatasetSpec, first: int | None = None) -> _Source:
         path = Path(spec.path).expanduser().resolve()
         format, columns, tags, ranking = spec.format, dict(spec.columns), dict(spec.tags), None
         if is_dataset_info(path):
@@ -102,11 +105,20 @@ class _Source:
             # Settings in the spec override the entry's, so one entry can be read a little differently.
             format = entry.format if format == "auto" else format
             columns, tags = {**entry.columns, **columns}, {**entry.tags, **tags}
-        return cls(path, spec.max_samples, format, columns, tags, ranking)
+        return cls(path, spec.max_samples, format, columns, tags, ranking, first)
+
+    @cached_property
+    def _head(self) -> Head | None:
+        return None if self.first is None else read_head(self.path, self.first)
 
     @cached_property
     def records(self) -> list:
-        return read_records(self.path)
+        return read_records(self.path) if self._head is None else self._head.records
+
+    @property
+    def rows(self) -> int | None:
+        """How many rows the file holds; None when only its first rows were read and it goes on."""
+        return len(self.records) if self._head is None else self._head.total
 
     @property
     def used(self) -> list:
@@ -114,7 +126,7 @@ class _Source:
         return self.records[: self.max_samples] if self.max_samples else self.records
 
     def loaded(self, format: str, examples: list) -> LoadedExamples:
-        return LoadedExamples(self.path, format, examples, len(self.records), self.columns, self.tags)
+        return LoadedExamples(self.path, format, examples, self.rows, self.columns, self.tags)
 
     def has_pairs(self) -> bool:
         if self.ranking is not None:
@@ -122,9 +134,9 @@ class _Source:
         return bool(self.used) and isinstance(self.used[0], dict) and is_preference(self.used[0], self.columns)
 
 
-def load_pairs(spec: DatasetSpec) -> LoadedExamples:
+def load_pairs(spec: DatasetSpec, *, first: int | None = None) -> LoadedExamples:
     """Read and validate one preference dataset; raises DataError naming the file, row and field of a problem."""
-    source = _Source.resolve(spec)
+    source = _Source.resolve(spec, first)
     if source.ranking is False:
         raise DataError(f"{spec.name!r} is not preference data: its entry has no `ranking: true`", file=INFO_FILE,
                         field="name")  # fmt: skip
@@ -134,11 +146,11 @@ def load_pairs(spec: DatasetSpec) -> LoadedExamples:
     return source.loaded(layout, pairs)
 
 
-def load_labeled(spec: DatasetSpec) -> LoadedExamples:
+def load_labeled(spec: DatasetSpec, *, first: int | None = None) -> LoadedExamples:
     """Replies labelled desirable or not (KTO): labelled conversations, or preference pairs split in two."""
-    source = _Source.resolve(spec)
+    source = _Source.resolve(spec, first)
     if source.has_pairs():
-        pairs = load_pairs(spec)
+        pairs = load_pairs(spec, first=first)
         return source.loaded(pairs.format, unpair(pairs.pairs))
     file = source.path.name
     format = source.format
@@ -148,9 +160,9 @@ def load_labeled(spec: DatasetSpec) -> LoadedExamples:
     return source.loaded(format, examples)
 
 
-def load_prompts(spec: DatasetSpec) -> LoadedExamples:
+def load_prompts(spec: DatasetSpec, *, first: int | None = None) -> LoadedExamples:
     """Prompts (with reference answers where the data has them) for online RL."""
-    source = _Source.resolve(spec)
+    source = _Source.resolve(spec, first)
     file = source.path.name
     if source.has_pairs():
         raise DataError(
@@ -176,8 +188,8 @@ KIND_NAMES = {
 
 def detect_kind(spec: DatasetSpec) -> str:
     """What a dataset holds, by its first row: "pairs", "labeled" (replies with a label), "prompts" (a prompt
-    column without replies) or "conversations"."""
-    source = _Source.resolve(spec)
+    column without replies) or "conversations". Reads only the start of the file."""
+    source = _Source.resolve(spec, first=1)
     if source.has_pairs():
         return "pairs"
     first = source.used[0] if source.used and isinstance(source.used[0], dict) else {}
@@ -189,9 +201,12 @@ def detect_kind(spec: DatasetSpec) -> str:
     return "conversations"
 
 
-def load_for(kind: str, spec: DatasetSpec) -> LoadedDataset | LoadedExamples:
-    """Load a dataset as the kind of data a stage trains on."""
-    return load_conversations(spec) if kind == "conversations" else LOADERS[kind](spec)
+def load_for(kind: str, spec: DatasetSpec, *, first: int | None = None) -> LoadedDataset | LoadedExamples:
+    """Load a dataset as the kind of data a stage trains on; only its `first` rows if given (for a preview: the
+    file is read no further than those rows, and `rows` is None unless the file ends with them)."""
+    if kind == "conversations":
+        return load_conversations(spec, first=first)
+    return LOADERS[kind](spec, first=first)
 
 
 def load_all(config: DataConfig) -> list[LoadedDataset]:

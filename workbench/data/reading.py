@@ -6,10 +6,12 @@ CSV header is not a row) or the line.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,16 +40,26 @@ def max_dataset_bytes() -> int:
 def read_records(path: Path, *, max_bytes: int | None = None) -> list[dict[str, Any]]:
     """Read every record of a .json, .jsonl, .csv or .parquet file as a dict; missing values become None.
 
-    `max_bytes` defaults to `max_dataset_bytes()`, read when called so the environment can change it.
+    `max_bytes` defaults to `max_dataset_bytes()`, read when called so the environment can change it. The whole
+    file is read into memory: the UI process reads only the first rows (`head.read_head`).
     """
     path = Path(path)
+    check_file(path, max_bytes=max_bytes)
+    records = _READERS[path.suffix.lower()](path)
+    if not records:
+        raise DataError("the file holds no rows", file=path.name)
+    check_objects(records, path.name)
+    return records
+
+
+def check_file(path: Path, *, max_bytes: int | None = None) -> None:
+    """Refuse, before reading a byte of it, a file that is missing, a folder, of an unknown type, empty or too big."""
     name = path.name
     if not path.exists():
         raise DataError(f"no such file: {path}", file=name)
     if path.is_dir():
         raise DataError(f"{path} is a folder; give a data file or a folder holding dataset_info.json", file=name)
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
+    if path.suffix.lower() not in _READERS:
         supported = ", ".join(_READERS)
         raise DataError(
             f"unsupported file type {path.suffix or '(no extension)'!r}; use one of: {supported}", file=name
@@ -56,20 +68,22 @@ def read_records(path: Path, *, max_bytes: int | None = None) -> list[dict[str, 
     limit = max_dataset_bytes() if max_bytes is None else max_bytes
     if size > limit:
         raise DataError(
-            f"the file is {_megabytes(size)}, over the {_megabytes(limit)} limit; set {MAX_MB_ENV} to allow more",
+            f"the file is {megabytes(size)}, over the {megabytes(limit)} limit; set {MAX_MB_ENV} to allow more",
             file=name,
         )
     if size == 0:
         raise DataError("the file is empty", file=name)
-    records = reader(path)
-    if not records:
-        raise DataError("the file holds no rows", file=name)
+
+
+def check_objects(records: list[Any], file: str, *, first_row: int = 1) -> None:
+    """Refuse a record that is not an object, naming its row (`first_row` is the number of records[0])."""
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise DataError(
-                f"expected an object (a mapping of fields), got {describe_value(record)}", file=name, row=index + 1
+                f"expected an object (a mapping of fields), got {describe_value(record)}",
+                file=file,
+                row=index + first_row,
             )
-    return records
 
 
 def _read_json(path: Path) -> list[Any]:
@@ -79,31 +93,31 @@ def _read_json(path: Path) -> list[Any]:
     except json.JSONDecodeError as err:
         # A .json file that holds one object per line parses up to the end of the first line, then stops there.
         if err.msg == "Extra data" and text.lstrip().startswith("{"):
-            return _parse_json_lines(text, path.name)
-        raise DataError(
-            f"not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}", file=path.name
-        ) from None
-    if isinstance(data, dict):
-        keys = ", ".join(list(data)[:8])
-        raise DataError(
-            f"the top level is an object (keys: {keys}), expected a list of objects: [{{...}}, {{...}}]; "
-            "or save one object per line as .jsonl",
-            file=path.name,
-        )
+            return parse_json_lines(text, path.name)
+        raise json_error(err, path.name) from None
+    except RecursionError:
+        raise DataError(TOO_DEEP, file=path.name) from None
     if not isinstance(data, list):
-        raise DataError(
-            f"the top level is {describe_value(data)}, expected a list of objects: [{{...}}, ...]", file=path.name
-        )
+        raise top_level_error(data, path.name)
     return data
 
 
 def _read_jsonl(path: Path) -> list[Any]:
-    return _parse_json_lines(_read_text(path), path.name)
+    return parse_json_lines(_read_text(path), path.name)
 
 
-def _parse_json_lines(text: str, name: str) -> list[Any]:
-    records = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
+# JSON text holds no raw line breaks, so these split lines only; str.splitlines would also split at U+2028 and
+# other separators that JSON strings may hold as they are.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+TOO_DEEP = "lists and objects are nested too deeply (beyond about a thousand levels, which no dataset needs)"
+
+
+def parse_json_lines(text: str, file: str, *, limit: int | None = None) -> list[Any]:
+    """The records of JSON Lines text, one object per line (blank lines skipped); stops after `limit` records."""
+    records: list[Any] = []
+    for line_number, line in enumerate(_LINE_BREAK.split(text), start=1):
+        if limit is not None and len(records) >= limit:
+            break
         if not line.strip():
             continue
         try:
@@ -111,21 +125,44 @@ def _parse_json_lines(text: str, name: str) -> list[Any]:
         except json.JSONDecodeError as err:
             raise DataError(
                 f"line {line_number} is not valid JSON (column {err.colno}: {err.msg})",
-                file=name,
+                file=file,
                 row=len(records) + 1,
             ) from None
+        except RecursionError:
+            raise DataError(f"line {line_number}: {TOO_DEEP}", file=file, row=len(records) + 1) from None
     return records
 
 
+def json_error(err: json.JSONDecodeError, file: str) -> DataError:
+    """A JSON syntax error as a person reads it, with its line and column."""
+    return DataError(f"not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}", file=file)
+
+
+def top_level_error(data: Any, file: str) -> DataError:
+    """The error for a JSON file whose top level is not a list (`data` is that top-level value)."""
+    if isinstance(data, dict):
+        keys = ", ".join(list(data)[:8])
+        return DataError(
+            f"the top level is an object (keys: {keys}), expected a list of objects: [{{...}}, {{...}}]; "
+            "or save one object per line as .jsonl",
+            file=file,
+        )
+    return DataError(f"the top level is {describe_value(data)}, expected a list of objects: [{{...}}, ...]", file=file)
+
+
 def _read_csv(path: Path) -> list[dict[str, Any]]:
+    return parse_csv(_read_text(path), path.name)
+
+
+def parse_csv(text: str, file: str, *, nrows: int | None = None) -> list[dict[str, Any]]:
+    """The rows of CSV text as records (every cell text, empty cells None); only the first `nrows` if given."""
     import pandas as pd
 
-    text = _read_text(path)
     try:
         # Every cell is text (an answer "42" stays "42"); only empty cells are missing, not "NA" or "null".
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], nrows=nrows)
     except (pd.errors.ParserError, ValueError) as err:
-        raise DataError(f"not valid CSV: {err}", file=path.name) from None
+        raise DataError(f"not valid CSV: {err}", file=file) from None
     return [{key: _none_if_nan(value) for key, value in row.items()} for row in frame.to_dict("records")]
 
 
@@ -138,30 +175,62 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
         rows = pq.read_table(path).to_pylist()
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"not a readable Parquet file: {err}", file=path.name) from None
+    return none_for_nan(rows)
+
+
+def none_for_nan(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with NaN values (a missing number in a table) as None."""
     return [{key: _none_if_nan(value) for key, value in row.items()} for row in rows]
 
 
 def _read_text(path: Path) -> str:
     data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise DataError(
-            f"not UTF-8 text: byte 0x{data[err.start]:02x} at byte offset {err.start} (line {line}); "
-            "save the file with UTF-8 encoding",
-            file=path.name,
-        ) from None
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    text, _ = decode_utf8(data, path.name, start=bom)
     if not text.strip():
         raise DataError("the file is empty", file=path.name)
     return text
+
+
+def decode_utf8(
+    data: bytes, file: str, *, start: int = 0, offset: int = 0, line: int = 1, final: bool = True
+) -> tuple[str, bytes]:
+    """Decode `data[start:]` as UTF-8; returns the text and, unless `final`, the bytes of a character cut at the end.
+
+    Invalid UTF-8 and NUL bytes (never in a text file, but in binary ones) raise a DataError naming the first
+    one's byte offset and line in the file; `offset` and `line` are where `data` begins in it.
+    """
+    nul = data.find(b"\x00", start)
+    end = len(data) if nul < 0 else nul
+    view = memoryview(data)
+    try:
+        text, rest = str(view[start:end], "utf-8"), b""
+    except UnicodeDecodeError as err:
+        cut = start + err.start
+        if final or nul >= 0 or err.reason != "unexpected end of data":
+            line += data.count(b"\n", 0, cut)
+            raise DataError(
+                f"not UTF-8 text: byte 0x{data[cut]:02x} at byte offset {offset + cut} (line {line}); "
+                "save the file with UTF-8 encoding",
+                file=file,
+            ) from None
+        text, rest = str(view[start:cut], "utf-8"), data[cut:]
+    if nul >= 0:
+        line += data.count(b"\n", 0, nul)
+        raise DataError(
+            f"a NUL byte (0x00) at byte offset {offset + nul} (line {line}): this looks "
+            "like a binary file, not text; save the data as UTF-8 text",
+            file=file,
+        )
+    return text, rest
 
 
 def _none_if_nan(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _megabytes(size: int) -> str:
+def megabytes(size: int) -> str:
+    """A file size as a person reads it: '512.0 MB', '1.5 kB', '100 bytes'."""
     if size >= 100 * 1024:
         return f"{size / (1024 * 1024):.1f} MB"
     return f"{size / 1024:.1f} kB" if size >= 1024 else f"{size} bytes"

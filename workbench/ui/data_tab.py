@@ -11,7 +11,7 @@ import pandas as pd
 from workbench import access, ratings
 from workbench.access import SAMPLES
 from workbench.config import DatasetSpec
-from workbench.data.inspect import inspect_tokens, preview, stages_for
+from workbench.data.inspect import PREVIEW_ROWS, count_rows, inspect_tokens, preview, stages_for
 from workbench.data.loading import KIND_NAMES
 from workbench.errors import WorkbenchError
 from workbench.ui import background
@@ -93,7 +93,8 @@ def listed(key: str | None) -> str:
 
 
 def inspect(path: str, model: str, cutoff: float, train_on_prompt: bool):
-    """Light checks first (errors and preview at once), then token statistics from the helper process."""
+    """The first rows at once (read here, whatever the file's size), then from the helper process, which reads
+    the whole file: every row checked and counted, then token statistics."""
     empty = gr.update()
     if not path:
         yield "", "", "", None, None, None, "", {}
@@ -111,11 +112,14 @@ def inspect(path: str, model: str, cutoff: float, train_on_prompt: bool):
     except WorkbenchError as err:
         yield name, "", f"**Cannot use this file.** {err}", None, None, None, "", {}
         return
-    summary = (
-        f"**{name}** · {KIND_NAMES[kind]} · format **{loaded.format}** · **{loaded.rows}** rows  \n"
-        f"Trains with: **{', '.join(stages_for(kind))}** (pick the stage in the Train tab)"
-    )
-    yield name, summary, "", pd.DataFrame(rows), empty, empty, "Counting tokens…", empty
+    summary = _summary(path, loaded.format, kind, loaded.rows)
+    yield name, summary, "", pd.DataFrame(rows), empty, empty, "Reading every row…", empty
+    try:
+        summary = _summary(path, loaded.format, kind, background.call(count_rows, spec))
+    except WorkbenchError as err:  # a row past the first ones
+        yield name, summary, f"**Cannot use this file.** {err}", empty, None, None, "", {}
+        return
+    yield name, summary, "", empty, empty, empty, "Counting tokens…", empty
     try:
         result = background.call(inspect_tokens, spec, model, int(cutoff), bool(train_on_prompt))
     except WorkbenchError as err:
@@ -133,3 +137,11 @@ def inspect(path: str, model: str, cutoff: float, train_on_prompt: bool):
         f"{s['trained_tokens']:,} of {s['total_tokens']:,} tokens trained"
     )
     yield name, summary, "", empty, result["example"], bars, text, {**s, "kind": kind}
+
+
+def _summary(path: str, format: str, kind: str, rows: int | None) -> str:
+    counted = f"**{rows:,}** rows" if rows is not None else f"first {PREVIEW_ROWS} rows shown, counting the rest…"
+    return (
+        f"**{Path(path).name}** · {KIND_NAMES[kind]} · format **{format}** · {counted}  \n"
+        f"Trains with: **{', '.join(stages_for(kind))}** (pick the stage in the Train tab)"
+    )
