@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.lifecycle_faults import LIFECYCLE_FAULTS  # noqa: E402
 from tests.conftest import kill_workers  # noqa: E402
 from tests.data.bad_uploads import BAD_UPLOADS, BadUpload  # noqa: E402
 from tests.ui.browser import BROWSER_ARGS, CHROMIUM, App  # noqa: E402
@@ -42,6 +43,7 @@ class Row:
     ui_peak_mb: float | None = None  # the highest of its times
     ui_rise_mb: float | None = None  # the most the peak rose over the memory held just before a time
     seconds_to_report: float | None = None  # median: until the person is told, or until it recovered
+    note: str | None = None
 
 
 HEADERS = {
@@ -52,7 +54,8 @@ HEADERS = {
     "clear_error": "clear error",
     "ui_peak_mb": "UI process peak memory (MB)",
     "ui_rise_mb": "its rise over the time before (MB)",
-    "seconds_to_report": "time to report (median)",
+    "seconds_to_report": "time to report or recover (median, s)",
+    "note": "",
 }
 
 
@@ -121,8 +124,16 @@ def _told(page, name: str, wait_s: float) -> str:
     return ""
 
 
-# Lifecycle faults (a worker killed mid-step, the app restarted mid-run, ...) join this list.
+def lifecycle(fault: Callable[[Context, int], dict]) -> Callable[[Context, int], Row]:
+    def inject(ctx: Context, times: int) -> Row:
+        return Row(**fault(ctx, times))
+
+    inject.__name__ = fault.__name__
+    return inject
+
+
 FAULTS: list[Callable[[Context, int], Row]] = [bad_upload(bad) for bad in BAD_UPLOADS]
+FAULTS += [lifecycle(fault) for fault in LIFECYCLE_FAULTS]
 
 
 def markdown(rows: list[Row]) -> str:
@@ -132,6 +143,8 @@ def markdown(rows: list[Row]) -> str:
     def cell(value) -> str:
         if value is None:
             return "–"
+        if isinstance(value, str):
+            return value
         if isinstance(value, bool):
             return "yes" if value else "**no**"
         return f"{value:,.1f}" if isinstance(value, float) else str(value)
@@ -154,6 +167,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="workbench-faults-") as scratch, sync_playwright() as playwright:
         folder = Path(scratch)
         os.environ["GRADIO_TEMP_DIR"] = str(folder / "gradio")  # Gradio's copies of uploads, not in /tmp/gradio
+        os.environ.setdefault("WORKBENCH_MODELS", str(REPO / ".home" / "models"))  # converted once, as in tests
         app = App(folder / "home").start()
         try:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 from typing import Any
 
-from workbench.runs import spawn
+from workbench.runs import processes, spawn
 from workbench.runs.files import RunFiles
 from workbench.runs.queue import RunQueue
-from workbench.runs.store import Job
+from workbench.runs.store import Job, JobError
 from workbench.runs.submission import submit
 
 # Settings every bench run shares: a fixed number of steps at a constant rate, no checkpoint in the timing.
@@ -23,13 +25,16 @@ def train_in_worker(config: Any, *, warm: bool = False, timeout: float = 3600) -
 
 
 def run_to_the_end(config: Any, *, warm: bool = False, timeout: float = 3600) -> Job:
+    """Submit `config` and wait until its run ends; past `timeout` it is stopped (killed if it will not stop)."""
     queue = RunQueue(spawner=None if warm else spawn.start_fresh)
     job = submit(config, queue=queue)
     deadline = time.time() + timeout
     while job.state not in ("finished", "failed", "stopped"):
         if time.time() > deadline:
-            queue.cancel(job.id)
-            raise TimeoutError(f"run {job.id} still {job.state} after {timeout:.0f} s")
+            with contextlib.suppress(JobError):  # it may have ended meanwhile
+                queue.cancel(job.id)
+            if time.time() > deadline + 30:
+                processes.signal_group(job.pid, job.process_created, signal.SIGKILL)
         time.sleep(0.2)
         queue.reconcile()
         job = queue.get(job.id)
