@@ -3,6 +3,7 @@ YAML and CLI command, a pre-flight estimate, and Start."""
 
 from __future__ import annotations
 
+import functools
 import shlex
 from pathlib import Path
 from typing import Any
@@ -280,7 +281,8 @@ def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown) 
                 device = report.device
             else:
                 device = background.call(preflight.this_device)
-            job = submit(config, device=device)
+            # In the helper process: submitting reads every row of the data, which must not swell this process.
+            job = background.call(functools.partial(submit, device=device), config)
         except ConfigError as err:
             return _problems(err), gr.update(), gr.update()
         except WorkbenchError as err:
