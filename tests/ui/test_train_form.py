@@ -110,3 +110,16 @@ def test_changed_stage_fields_and_the_parent_run_land_in_the_config(tab):
     assert config.stage.rewards == ["format", "length"] and config.stage.target_length == 20
     assert config.stage.reward_model_run is None
     assert config.model.parent_run == "20261122-000000-abcdef"
+
+
+def test_the_estimate_is_for_the_device_the_helper_found(model_ref):
+    # On a GPU machine the verdict is against the card's memory, not the host's (measured on an H200:
+    # bench/results/gpu.json); on the CPU until the helper has said which device there is.
+    from workbench.runs.preflight import MethodReport
+
+    config = load_config(PRESETS / "sft-lora-identity.yaml")
+    stats = {"rows": 91, "total_tokens": 91 * 40}
+    on_cpu = train_tab._estimate_text(config, stats)
+    h200 = MethodReport(1_000, 135_000_000, "cuda", [], device_memory_mb=143_771.0)
+    on_gpu = train_tab._estimate_text(config, stats, 1_000, h200)
+    assert "of 140.4 GiB" in on_gpu and "of 140.4 GiB" not in on_cpu

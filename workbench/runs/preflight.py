@@ -23,6 +23,7 @@ class MethodReport:
     total: int
     device: str
     problems: list[str]
+    device_memory_mb: float | None = None  # the GPU's memory, where the device is one
 
     @property
     def share(self) -> float:
@@ -78,4 +79,9 @@ def method_report(config: RunConfig, model_dir: Path | str) -> MethodReport:
 
     device, _ = detect_device()
     trainable, total = count_for_method(config.method, model_dir)
-    return MethodReport(trainable, total, device, problems(config, device))
+    memory = None
+    if device == "cuda":
+        import torch
+
+        memory = torch.cuda.get_device_properties(0).total_memory / 2**20
+    return MethodReport(trainable, total, device, problems(config, device), memory)

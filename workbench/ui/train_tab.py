@@ -249,7 +249,7 @@ def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown) 
         except Exception as err:  # noqa: BLE001  a count must never break the form
             yield "", *shown, _estimate_text(config, stats or {}), f"_No parameter count: {err}_"
             return
-        estimate_text = _estimate_text(config, stats or {}, report.trainable)
+        estimate_text = _estimate_text(config, stats or {}, report.trainable, report)
         warnings = "\n\n".join(w for w in (_data_mismatch(config, stats or {}), _blocking(report.problems)) if w)
         yield warnings, *shown, estimate_text, report.describe()
 
@@ -408,7 +408,9 @@ def _blocking(problems: list[str]) -> str:
     return "**Cannot train this on this machine:**\n" + "\n".join(f"- {p}" for p in problems)
 
 
-def _estimate_text(config, stats: dict[str, Any], trainable: int | None = None) -> str:
+def _estimate_text(config, stats: dict[str, Any], trainable: int | None = None, report=None) -> str:
+    """The estimate for this machine: on its GPU, against the card's memory, once the helper has said which
+    device there is (`report`, a preflight.MethodReport); on the CPU until then."""
     folder = models.local_folder(config.model.name_or_path)
     if folder is None:
         return "_Estimate: available once the model is on this machine._"
@@ -418,7 +420,16 @@ def _estimate_text(config, stats: dict[str, Any], trainable: int | None = None) 
         mean = 256  # a typical instruction example, until a dataset is inspected
     mean = min(mean, config.data.cutoff_len)
     try:
-        e = estimate(config, folder, mean, dataset_rows=stats.get("rows"), trainable_params=trainable)
+        on_gpu = report is not None and report.device == "cuda"
+        e = estimate(
+            config,
+            folder,
+            mean,
+            device="cuda" if on_gpu else "cpu",
+            available_memory_mb=report.device_memory_mb if on_gpu else None,
+            dataset_rows=stats.get("rows"),
+            trainable_params=trainable,
+        )
     except Exception as err:  # noqa: BLE001  an estimate must never break the form
         return f"_No estimate: {err}_"
     verdict = {"fits": "Fits", "tight": "Tight", "will-not-fit": "Will not fit"}[e.verdict]
