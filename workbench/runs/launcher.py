@@ -5,7 +5,7 @@ this launcher while a person is still choosing data and settings; a run started 
 about a second after Start. Forking is safe here because the launcher itself never runs a tensor op, never
 touches CUDA and starts no threads: each forked worker initialises those for itself. A forked worker calls
 setsid, so like any other worker it outlives the UI and the launcher. It forks only for submitters whose
-environment is the launcher's own (spawn.same_environment); anyone else's run gets a fresh process.
+environment is the launcher's own (spawn.environment_differences); anyone else's run gets a fresh process.
 
     python -m workbench.runs.launcher --parent PID --parent-created T
         (started by the UI; leaves the moment that process ends, whenever that is, or after IDLE_SECONDS idle)
@@ -115,7 +115,10 @@ def serve(parent: tuple[int, float | None]) -> None:
                 if not line:
                     continue  # a liveness probe
                 request = json.loads(line)
-                pid = _fork_worker(request, server) if spawn.same_environment(request["env"], _STARTED_WITH) else None
+                differences = spawn.environment_differences(request["env"], _STARTED_WITH)
+                if differences:  # the caller starts a fresh process, with exactly its environment
+                    sys.stderr.write(f"not forking for an environment that differs in {', '.join(differences)}\n")
+                pid = None if differences else _fork_worker(request, server)
                 conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
     finally:
         if path.exists() and path.stat().st_ino == ours:  # not a newer launcher's socket

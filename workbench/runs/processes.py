@@ -1,5 +1,6 @@
 """Which process is a run's worker: its pid together with its creation time, so that a later process that happens
-to get the same pid is never taken for it, and never signalled in its place."""
+to get the same pid is never taken for it, and never signalled in its place; and, inside the worker, the stop it
+was asked for."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import math
 import os
 import signal
+from typing import Any
 
 import psutil
 
@@ -42,3 +44,19 @@ def signal_group(pid: int | None, started: float | None, sig: signal.Signals) ->
         os.killpg(pid, sig)
         return True
     return False
+
+
+class StopRequest:
+    """Set by SIGTERM/SIGINT; the callback then saves a checkpoint and ends training after the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name

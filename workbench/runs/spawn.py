@@ -25,6 +25,8 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 # submitters whose environments differ only in these. Any other difference means a fresh process, since the
 # launcher's imports have read its own environment (HF_HUB_OFFLINE, CUDA_VISIBLE_DEVICES, OMP_*, ...).
 _SHELL_NOISE = {"_", "PWD", "OLDPWD", "SHLVL", "TERM", "COLUMNS", "LINES", "PS1", "PS2", "LS_COLORS", "HISTFILE"}
+# Gradio sets this in the UI process; read at import, it changes only whether the hub is pinged, never training.
+_SHELL_NOISE.add("HF_HUB_DISABLE_TELEMETRY")
 _NOISE_PREFIXES = ("GRADIO_", "SSH_", "TERM_", "XDG_SESSION", "PYTEST_")
 
 
@@ -46,13 +48,15 @@ def worker_env(env: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def same_environment(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
-    """Whether a worker forked from a process with environment `a` behaves as one started fresh with `b`."""
+def environment_differences(a: Mapping[str, str], b: Mapping[str, str]) -> list[str]:
+    """The variables that keep a worker forked from a process with environment `a` from behaving as one started
+    fresh with `b` (names only: values may be secrets); empty when it may be forked."""
 
     def relevant(env: Mapping[str, str]) -> dict[str, str]:
         return {k: v for k, v in env.items() if k not in _SHELL_NOISE and not k.startswith(_NOISE_PREFIXES)}
 
-    return relevant(a) == relevant(b)
+    ra, rb = relevant(a), relevant(b)
+    return sorted(k for k in ra.keys() | rb.keys() if ra.get(k) != rb.get(k))
 
 
 def start_worker(run_dir: Path, db: Path, claim: str, env: Mapping[str, str]) -> int:

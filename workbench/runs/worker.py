@@ -66,16 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     home.private_files()  # what the run writes is its user's alone, however the worker was started
 
+    stop = processes.StopRequest()
+    stop.install()  # first: a stop that comes while the worker starts ends the run as stopped, not killed
     files = RunFiles(args.run_dir.resolve())
     claim = Claim(JobStore(args.db), files.root.name, args.claim)
     if not claim.take():
         log.info("run %s was stopped or handed out again before this worker started: leaving", files.root.name)
         return 0
-
-    from workbench.training.callbacks import StopRequest
-
-    stop = StopRequest()
-    stop.install()
     disk.set_aside(files.root)
     forked = "workbench.runs.launcher" in sys.orig_argv  # a warm start, or a fresh interpreter
     files.write_status(pid=os.getpid(), started_at=time.time(), forked=forked, environment=_environment_report())

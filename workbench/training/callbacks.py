@@ -4,7 +4,6 @@ the disk before each checkpoint and marks each checkpoint complete once it is sa
 from __future__ import annotations
 
 import math
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,26 +13,11 @@ from transformers import TrainerCallback
 
 from workbench.runs import disk
 from workbench.runs.files import RunFiles, mark_checkpoint_complete
+from workbench.runs.processes import StopRequest
 
 # Log keys renamed for people and charts; every other numeric log value is kept under its own name.
 _RENAMES = {"loss": "loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm", "eval_loss": "eval_loss"}
 _SKIP = {"epoch", "total_flos", "step"}
-
-
-class StopRequest:
-    """Set by SIGTERM/SIGINT; the callback then saves a checkpoint and ends training after the current step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signal_name = ""
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        self.signal_name = signal.Signals(signum).name
 
 
 class RunCallback(TrainerCallback):

@@ -68,9 +68,12 @@ def main(options: serving.Options | None = None) -> None:
     home.private_files()  # the data home, uploads and downloads: the user's alone (the workers inherit it)
     downloads.remove_stale()
     RunQueue().reconcile()  # runs whose worker died while nobody watched are marked before the page shows them
-    spawn.ensure_launcher()  # warms up the training stack while the person prepares a run
     _prepare_default_model()
     app = build_app()
+    # Warms up the training stack while the person prepares a run. Started once the page is built: building it
+    # sets variables (Gradio's HF_HUB_DISABLE_TELEMETRY) that the runs submitted here will carry, and the launcher
+    # forks only for its own environment.
+    spawn.ensure_launcher()
     signal.signal(signal.SIGTERM, _stopped)
     try:
         _serve(app, options)

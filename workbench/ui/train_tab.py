@@ -4,6 +4,7 @@ YAML and CLI command, a pre-flight estimate, and Start."""
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -282,7 +283,8 @@ def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown) 
             else:
                 device = background.call(preflight.this_device)
             # In the helper process: submitting reads every row of the data, which must not swell this process.
-            job = background.call(functools.partial(submit, device=device), config)
+            # The worker gets this process's environment: the helper's own has changed as it imported torch.
+            job = background.call(functools.partial(submit, device=device, env=dict(os.environ)), config)
         except ConfigError as err:
             return _problems(err), gr.update(), gr.update()
         except WorkbenchError as err:
