@@ -21,12 +21,12 @@ from workbench.runs import processes
 _CONNECT_TIMEOUT = 2.0
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 
-# Variables that differ between shells without changing what a worker does: a launcher forks workers for
+# Variables that differ between shells (and one Gradio sets) without changing what a worker does: a launcher forks workers for
 # submitters whose environments differ only in these. Any other difference means a fresh process, since the
 # launcher's imports have read its own environment (HF_HUB_OFFLINE, CUDA_VISIBLE_DEVICES, OMP_*, ...).
-_SHELL_NOISE = {"_", "PWD", "OLDPWD", "SHLVL", "TERM", "COLUMNS", "LINES", "PS1", "PS2", "LS_COLORS", "HISTFILE"}
+_IRRELEVANT = {"_", "PWD", "OLDPWD", "SHLVL", "TERM", "COLUMNS", "LINES", "PS1", "PS2", "LS_COLORS", "HISTFILE"}
 # Gradio sets this in the UI process; read at import, it changes only whether the hub is pinged, never training.
-_SHELL_NOISE.add("HF_HUB_DISABLE_TELEMETRY")
+_IRRELEVANT.add("HF_HUB_DISABLE_TELEMETRY")
 _NOISE_PREFIXES = ("GRADIO_", "SSH_", "TERM_", "XDG_SESSION", "PYTEST_")
 
 
@@ -53,7 +53,7 @@ def environment_differences(a: Mapping[str, str], b: Mapping[str, str]) -> list[
     fresh with `b` (names only: values may be secrets); empty when it may be forked."""
 
     def relevant(env: Mapping[str, str]) -> dict[str, str]:
-        return {k: v for k, v in env.items() if k not in _SHELL_NOISE and not k.startswith(_NOISE_PREFIXES)}
+        return {k: v for k, v in env.items() if k not in _IRRELEVANT and not k.startswith(_NOISE_PREFIXES)}
 
     ra, rb = relevant(a), relevant(b)
     return sorted(k for k in ra.keys() | rb.keys() if ra.get(k) != rb.get(k))
