@@ -25,6 +25,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.runs.test_faults import RESUMABLE  # noqa: E402  the tests inject each fault once, with these runs
+from tests.runs.test_queue import wait_for  # noqa: E402
 from workbench.config import load_config  # noqa: E402
 from workbench.runs.files import CHECKPOINT_MARKER, RunFiles  # noqa: E402
 from workbench.runs.queue import RunQueue  # noqa: E402
@@ -34,27 +36,10 @@ from workbench.runs.submission import freeze  # noqa: E402
 PRESET = REPO / "presets" / "sft-lora-identity.yaml"
 RESULTS = REPO / "bench" / "results" / "faults.json"
 SHORT = ["train.threads=1", "train.per_device_train_batch_size=2", "data.cutoff_len=64", "method.r=4"]
-RESUMABLE = [
-    *SHORT,
-    "data.datasets.0.max_samples=12",
-    "method.dropout=0.1",
-    "train.max_steps=10",
-    "train.save_steps=1",
-    "train.save_total_limit=3",
-    "train.lr_scheduler_type=linear",
-    "train.seed=7",
-]
 
 
 def wait(queue: RunQueue, job_id: str, done: Callable[[Job], bool], timeout: float = 900) -> Job:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        queue.reconcile()
-        job = queue.get(job_id)
-        if done(job):
-            return job
-        time.sleep(0.05)
-    raise TimeoutError(job_id)
+    return wait_for(queue, job_id, done, timeout)
 
 
 def ended(job: Job) -> bool:

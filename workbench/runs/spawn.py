@@ -21,9 +21,9 @@ from workbench.runs import processes
 _CONNECT_TIMEOUT = 2.0
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 
-# Variables that differ between shells (and one Gradio sets) without changing what a worker does: a launcher forks workers for
-# submitters whose environments differ only in these. Any other difference means a fresh process, since the
-# launcher's imports have read its own environment (HF_HUB_OFFLINE, CUDA_VISIBLE_DEVICES, OMP_*, ...).
+# Variables that differ between shells (and one that Gradio sets) without changing what a worker does: a launcher
+# forks workers for submitters whose environments differ only in these. Any other difference means a fresh
+# process, since the launcher's imports have read its own environment (HF_HUB_OFFLINE, CUDA_VISIBLE_DEVICES, ...).
 _IRRELEVANT = {"_", "PWD", "OLDPWD", "SHLVL", "TERM", "COLUMNS", "LINES", "PS1", "PS2", "LS_COLORS", "HISTFILE"}
 # Gradio sets this in the UI process; read at import, it changes only whether the hub is pinged, never training.
 _IRRELEVANT.add("HF_HUB_DISABLE_TELEMETRY")
