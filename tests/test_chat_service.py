@@ -122,7 +122,7 @@ def test_bad_runs_and_models_raise_clear_errors(loaded, run_dir, tmp_path):
         loaded.load(BASE, unfinished)
     with pytest.raises(ModelLoadError, match="does not exist"):
         loaded.load(BASE, tmp_path / "missing")
-    with pytest.raises(ModelLoadError, match="does not exist"):
+    with pytest.raises(ModelLoadError, match="no model folder at"):
         loaded.load(str(tmp_path / "no-model"))
     assert loaded.loaded is not None  # refused before anything was unloaded
 

@@ -76,7 +76,10 @@ def test_file_over_the_size_limit_is_refused(tmp_path, home, monkeypatch):
     [
         ({"method": {"name": "telepathy"}}, ["method", "unknown method 'telepathy'", "lora"]),
         ({"train": {"learning_rate": -0.1}}, ["train.learning_rate", "greater than 0", "-0.1"]),
-        ({"model": {"name_or_path": "/models/nowhere"}}, ["model.name_or_path", "/models/nowhere", "does not exist"]),
+        (
+            {"model": {"name_or_path": "/models/nowhere"}},
+            ["model.name_or_path", "/models/nowhere", "no model folder at"],
+        ),
     ],
 )
 def test_bad_settings_are_refused_before_any_job_exists(tmp_path, home, sections, words):

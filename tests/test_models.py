@@ -28,8 +28,8 @@ def test_local_folder_resolves_to_itself(model_ref):
 @pytest.mark.parametrize(
     ("ref", "words"),
     [
-        ("/no/such/model", "does not exist"),
-        ("./missing-model", "does not exist"),
+        ("/no/such/model", "no model folder at"),
+        ("./missing-model", "no model folder at"),
         ("not a model", "hub id of the form org/name"),
     ],
 )
@@ -39,8 +39,14 @@ def test_bad_references_say_what_is_wrong(ref, words):
         models.resolve(ref)
 
 
-def test_a_folder_without_config_is_not_a_model(tmp_path):
-    assert "no config.json" in models.check_model_ref(str(tmp_path))
+def test_a_path_that_is_no_model_folder_gets_one_message_whatever_it_is(tmp_path):
+    # Missing, a file, a folder of something else: the same words, so the message tells nobody what exists.
+    (tmp_path / "file.txt").write_text("secret")
+    messages = {
+        models.check_model_ref(str(p)).replace(str(p), "PATH")
+        for p in (tmp_path / "gone", tmp_path / "file.txt", tmp_path)
+    }
+    assert len(messages) == 1 and "no model folder at 'PATH'" in messages.pop()
 
 
 def test_hub_ids_pass_the_cheap_check():

@@ -75,12 +75,15 @@ def check_model_ref(ref: str) -> str | None:
     if _bundled(ref):
         return None
     path = Path(ref).expanduser()
-    if path.is_dir():
-        return None if (path / "config.json").is_file() else f"folder {ref!r} has no config.json: not a model folder"
-    if path.exists():
-        return f"{ref!r} is a file; give a model folder, a hub id (org/name) or one of: {_keys()}"
-    if _looks_like_path(ref):
-        return f"folder {ref!r} does not exist"
+    if (path / "config.json").is_file():
+        return None
+    if path.exists() or _looks_like_path(ref):
+        # One message whether the path is missing, a file or a folder of something else: a served workbench must
+        # not tell its users which paths exist on the server.
+        return (
+            f"no model folder at {ref!r} (a folder holding config.json); give one, a hub id (org/name) or one of: "
+            f"{_keys()}"
+        )
     if ref.count("/") != 1 or not all(ref.split("/")):
         return f"{ref!r} is not a bundled model ({_keys()}), a local folder, or a hub id of the form org/name"
     return None
