@@ -109,3 +109,25 @@ def test_defaults_are_a_complete_lora_sft_run():
         "sft",
         "smollm2-135m-instruct",
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "trackers"),
+    [
+        ("wandb", ["wandb"]),
+        ("tensorboard,trackio", ["tensorboard", "trackio"]),
+        ("[mlflow, mlflow]", ["mlflow"]),
+        ("none", []),
+        ("[]", []),
+    ],
+)
+def test_report_to_takes_one_tracker_several_or_none_as_typed_on_a_command_line(typed, trackers):
+    assert parse_config(apply_overrides(MINIMAL, [f"train.report_to={typed}"])).train.report_to == trackers
+    assert RunConfig.model_validate(MINIMAL).train.report_to == ["tensorboard"]  # event files by default
+
+
+def test_an_unknown_tracker_is_refused_naming_the_choices():
+    with pytest.raises(ConfigError) as err:
+        parse_config(apply_overrides(MINIMAL, ["train.report_to=comet_ml"]))
+    (problem,) = err.value.problems
+    assert problem.field == "train.report_to.0" and "'tensorboard', 'trackio', 'wandb' or 'mlflow'" in problem.message

@@ -67,6 +67,7 @@ def test_run_finishes_and_logs_finite_losses(trained):
     status = job.files.read_status()
     assert status["step"] == status["max_steps"] == 10
     assert status["data_stats"]["rows"] == 16
+    assert any((job.files.root / "tensorboard").glob("events.out.tfevents.*"))  # TensorBoard by default
 
 
 def test_short_run_visibly_learns(trained):

@@ -16,6 +16,8 @@ from workbench import methods, stages
 from workbench.errors import ConfigError, FieldProblem
 
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai"]
+# Where a run's metrics go besides its own folder's metrics.jsonl (workbench/runs/tracking.py).
+Tracker = Literal["tensorboard", "trackio", "wandb", "mlflow"]
 
 
 class _Section(BaseModel):
@@ -95,6 +97,23 @@ class TrainConfig(_Section):
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every this many steps (needs val_size > 0).")
     save_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every this many steps.")
     save_total_limit: int | None = Field(2, ge=1, description="Keep at most this many checkpoints.")
+    report_to: list[Tracker] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Experiment trackers that also get the metrics: TensorBoard (event files in the run folder), "
+        "Trackio (local), W&B or MLflow (where installed and set up); none: leave it empty.",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_or_several(cls, value: Any) -> Any:
+        # As in Hugging Face's report_to: one name, several (a list, or "a,b" on a command line), or "none".
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list) and all(isinstance(name, str) for name in value):
+            return [] if value == ["none"] else list(dict.fromkeys(value))
+        return value
 
 
 MethodParams = Annotated[Union[methods.params_types()], Field(discriminator="name")]  # noqa: UP007

@@ -74,3 +74,64 @@ def test_cli_refuses_a_stage_method_mismatch_with_the_field(home):
     assert result.returncode == 2
     assert "method.name: this stage's TRL trainer lines logits up" in result.stderr
     assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+
+
+def with_trackers(*trackers: str):
+    return load_config(PRESETS / "sft-lora-identity.yaml", [f"train.report_to=[{', '.join(trackers)}]"])
+
+
+@pytest.fixture
+def installed(monkeypatch):
+    """Pretend these packages are installed (or, with False, that they are not)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def pretend(**packages: bool) -> None:
+        fake = {name: (object() if there else None) for name, there in packages.items()}
+        monkeypatch.setattr(
+            importlib.util, "find_spec", lambda name, *a: fake[name] if name in fake else real(name, *a)
+        )
+
+    return pretend
+
+
+def test_tensorboard_and_trackio_need_only_their_packages(installed):
+    assert preflight.problems(with_trackers("tensorboard"), "cpu", env={}) == []
+    installed(trackio=True)
+    assert preflight.problems(with_trackers("tensorboard", "trackio"), "cpu", env={}) == []
+    installed(trackio=False)
+    (problem,) = preflight.problems(with_trackers("trackio"), "cpu", env={})
+    assert problem == "train.report_to: Trackio needs `trackio`, which is not installed: pip install trackio"
+
+
+def test_wandb_needs_its_package_and_a_key_or_offline_mode(installed, tmp_path):
+    installed(wandb=False)
+    (problem,) = preflight.problems(with_trackers("wandb"), "cpu", env={})
+    assert "pip install wandb, then set WANDB_API_KEY (or WANDB_MODE=offline)" in problem
+
+    installed(wandb=True)
+    no_login = {"HOME": str(tmp_path)}
+    (problem,) = preflight.problems(with_trackers("wandb"), "cpu", env=no_login)
+    assert problem.startswith("train.report_to: W&B needs an API key: set WANDB_API_KEY")
+    for env in ({"WANDB_API_KEY": "k"}, {"WANDB_MODE": "offline"}):
+        assert preflight.problems(with_trackers("wandb"), "cpu", env=no_login | env) == []
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password k\n")  # `wandb login`
+    assert preflight.problems(with_trackers("wandb"), "cpu", env=no_login) == []
+
+
+def test_mlflow_needs_its_package_and_logs_locally_unless_told_where(installed, home):
+    from workbench.runs import tracking
+    from workbench.runs.files import RunFiles
+
+    installed(mlflow=False)
+    (problem,) = preflight.problems(with_trackers("mlflow"), "cpu", env={})
+    assert problem.endswith("MLflow needs `mlflow`, which is not installed: pip install mlflow")
+    installed(mlflow=True)
+    assert preflight.problems(with_trackers("mlflow"), "cpu", env={}) == []
+    files = RunFiles(home / "runs" / "r1")
+    local = tracking.environment(["mlflow"], files, {})
+    assert local == {"MLFLOW_EXPERIMENT_NAME": "workbench", "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db"}
+    server = tracking.environment(["mlflow"], files, {"MLFLOW_TRACKING_URI": "https://u:secret@mlflow.example"})
+    (shown,) = tracking.destinations(["mlflow"], files, server, "r1")
+    assert shown == {"tracker": "MLflow", "text": "https://mlflow.example, experiment workbench"}  # no password

@@ -18,7 +18,8 @@ from workbench.config import load_config
 from workbench.runs.queue import RunQueue
 from workbench.runs.submission import freeze
 
-HEAVY = ["torch", "transformers", "peft", "trl"]
+# Training libraries, and the experiment trackers' (the worker reports to them; the page only shows where).
+HEAVY = ["torch", "transformers", "peft", "trl", "tensorboard", "trackio", "wandb", "mlflow"]
 
 
 def test_building_and_serving_the_page_imports_no_training_library(tmp_path):

@@ -123,3 +123,33 @@ def test_the_estimate_is_for_the_device_the_helper_found(model_ref):
     h200 = MethodReport(1_000, 135_000_000, "cuda", [], device_memory_mb=143_771.0)
     on_gpu = train_tab._estimate_text(config, stats, 1_000, h200)
     assert "of 140.4 GiB" in on_gpu and "of 140.4 GiB" not in on_cpu
+
+
+def test_the_trackers_are_a_multiple_choice_with_tensorboard_on(tab):
+    (field,) = [f for f in train_tab.all_fields(tab) if f.path == "train.report_to"]
+    assert field.choices == ("tensorboard", "trackio", "wandb", "mlflow") and field.component.value == ["tensorboard"]
+    config = parse_config(train_tab.raw_config(tab, form_values(tab, **{"train.report_to": ["tensorboard", "wandb"]})))
+    assert config.train.report_to == ["tensorboard", "wandb"]
+    assert parse_config(train_tab.raw_config(tab, form_values(tab, **{"train.report_to": []}))).train.report_to == []
+
+
+def test_a_tracker_that_is_not_set_up_stops_start_naming_what_to_do(tab, tiny_model, monkeypatch, tmp_path):
+    # What Start and the form's checks do (in the helper process): the pre-flight report lists it by its field.
+    import importlib.util
+
+    from workbench.runs import preflight
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no `wandb login` either
+    values = form_values(tab, **{"train.report_to": ["tensorboard", "wandb", "mlflow"]})
+    values[0] = str(tiny_model)
+    report = preflight.method_report(parse_config(train_tab.raw_config(tab, values)), tiny_model)
+    shown = train_tab._blocking(report.problems)
+    assert shown.startswith("**Cannot train this on this machine:**")
+    wandb = "set WANDB_API_KEY" if real("wandb") else "pip install wandb"
+    assert "train.report_to: W&B needs" in shown and wandb in shown
+    assert "train.report_to: MLflow needs `mlflow`, which is not installed: pip install mlflow" in shown
+    assert "TensorBoard" not in shown

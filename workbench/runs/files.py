@@ -1,9 +1,10 @@
 """The files of one run folder: the only channel between the worker and everything that watches it.
 
 config.yaml (frozen before launch), status.json (the worker's progress: step, ETA, tokens/s, counts; written only
-by the worker, atomically), metrics.jsonl (append-only), log.txt (the worker's output), checkpoints/, adapter/ and
-manifest.json. Whether the run is queued, running or done, and why it failed, is the job store's (store.py), not
-this folder's. Light: no torch here.
+by the worker, atomically), metrics.jsonl (append-only), log.txt (the worker's output), checkpoints/, adapter/,
+manifest.json, and the experiment trackers' files that belong to the run (tensorboard/; wandb/ with W&B). Whether
+the run is queued, running or done, and why it failed, is the job store's (store.py), not this folder's. Light: no
+torch here.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class RunFiles:
     @property
     def manifest(self) -> Path:
         return self.root / "manifest.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard's event files (train.report_to), written by the trainer."""
+        return self.root / "tensorboard"
 
     def artifact_kind(self) -> str | None:
         """What the finished run left in adapter/ (see workbench.methods.registry.Artifact); None if nothing yet."""

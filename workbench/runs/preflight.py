@@ -6,13 +6,15 @@ meta-device count), so the UI runs it in its helper process; the worker checks t
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import methods, stages
 from workbench.config import RunConfig
 from workbench.errors import ConfigError, FieldProblem
-from workbench.runs import chaining
+from workbench.runs import chaining, tracking
 
 _BITSANDBYTES_OPTIMIZERS = ("adamw_bnb_8bit", "paged_adamw_8bit", "paged_adamw_32bit")
 
@@ -33,8 +35,9 @@ class MethodReport:
         return f"**{self.trainable:,}** trainable parameters of {self.total:,} (**{self.share:.4%}**)"
 
 
-def problems(config: RunConfig, device: str) -> list[str]:
-    """Why this run cannot train on `device` ("cuda", "mps" or "cpu"); empty when nothing stops it."""
+def problems(config: RunConfig, device: str, env: Mapping[str, str] | None = None) -> list[str]:
+    """Why this run cannot train on `device` ("cuda", "mps" or "cpu") in a worker with environment `env` (default:
+    this process's; it configures the experiment trackers); empty when nothing stops it."""
     spec = methods.get(config.method.name)
     found = list(spec.check(config.method, device)) if spec.check else []
     stage = stages.get(config.stage.name)
@@ -50,6 +53,7 @@ def problems(config: RunConfig, device: str) -> list[str]:
             found.append(f"train.optim={config.train.optim} needs bitsandbytes, which is not installed.")
         elif device == "mps":
             found.append(f"train.optim={config.train.optim}: bitsandbytes has no Apple GPU (MPS) backend.")
+    found += tracking.problems(config.train.report_to, os.environ if env is None else env)
     return found
 
 

@@ -28,9 +28,10 @@ def submit(
     `device` is where it will train ("cpu", "cuda", "mps"; detected when None, which imports torch: the UI
     passes what its helper process found). The worker runs with `env` (default: this process's environment).
     """
-    preflight.refuse(preflight.problems(config, device or preflight.this_device()))
+    env = dict(os.environ if env is None else env)
+    preflight.refuse(preflight.problems(config, device or preflight.this_device(), env))
     frozen = freeze(config)
-    return (queue or RunQueue()).submit(frozen, env=dict(os.environ if env is None else env))
+    return (queue or RunQueue()).submit(frozen, env=env)
 
 
 def freeze(config: RunConfig) -> RunConfig:

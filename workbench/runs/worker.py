@@ -150,7 +150,7 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
 
     from workbench import methods, stages
     from workbench.methods.counting import count_parameters
-    from workbench.runs import chaining, preflight
+    from workbench.runs import chaining, preflight, tracking
     from workbench.training import artifacts, hardware, varlen_attention
     from workbench.training.callbacks import RunCallback
 
@@ -169,6 +169,11 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
     # Precision is needed to load the model; checkpointing depends on its size, so it is chosen again below.
     hw = hardware.choose(config.train, n_params=0)
     preflight.refuse(preflight.problems(config, hw.device))
+    # The trackers read their settings from the environment when the trainer is built.
+    report_to, run_name = config.train.report_to, tracking.run_name(files.root.name, config.name)
+    os.environ.update(tracking.environment(report_to, files, os.environ))
+    tracking.prepare(report_to, os.environ)
+    files.write_status(tracking=tracking.destinations(report_to, files, os.environ, run_name))
     torch.set_num_threads(hw.threads)
     set_seed(config.train.seed)
     model = models.load_model(
@@ -210,6 +215,7 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
         padding_free=padding_free,
         model_path=model_path,
         reward_run=chaining.reward_run(config),
+        tracking=tracking.trainer_arguments(run_name),
     )
     trainer = stage.build_trainer(config.stage, parts)
     if spec.customize_trainer is not None:

@@ -37,12 +37,15 @@ class TrainerParts:
     padding_free: bool
     model_path: Any = None  # the base model's local folder, for stages that load a reference copy
     reward_run: Any = None  # the files of the reward-model run that scores replies (stage.reward_model_run)
+    tracking: Any = None  # the run's name and project in the experiment trackers (training arguments)
 
     def arguments(self, **stage_arguments: Any) -> dict[str, Any]:
         """The training arguments every stage shares (training/arguments.py), with the stage's own added."""
         from workbench.training.arguments import common_arguments
 
-        shared = common_arguments(self.config, self.hardware, self.output_dir, has_eval=self.eval_set is not None)
+        shared = common_arguments(
+            self.config, self.hardware, self.output_dir, has_eval=self.eval_set is not None, tracking=self.tracking
+        )
         return {**shared, **stage_arguments}
 
     def trainer_inputs(self) -> dict[str, Any]:

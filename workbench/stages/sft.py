@@ -29,6 +29,7 @@ def build_trainer(params: SftParams, parts: TrainerParts) -> Any:
         parts.output_dir,
         callbacks=parts.callbacks,
         padding_free=parts.padding_free,
+        tracking=parts.tracking,
     )
 
 

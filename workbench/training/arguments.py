@@ -13,7 +13,10 @@ from workbench.config import RunConfig
 from workbench.training.hardware import Hardware
 
 
-def common_arguments(config: RunConfig, hw: Hardware, output_dir: Path, has_eval: bool) -> dict[str, Any]:
+def common_arguments(
+    config: RunConfig, hw: Hardware, output_dir: Path, has_eval: bool, tracking: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`tracking`: the run's name and project in the experiment trackers (workbench/runs/tracking.py)."""
     t = config.train
     return {
         "output_dir": str(output_dir),
@@ -40,7 +43,8 @@ def common_arguments(config: RunConfig, hw: Hardware, output_dir: Path, has_eval
         "save_total_limit": t.save_total_limit,
         "eval_strategy": "steps" if has_eval else "no",
         "eval_steps": (t.eval_steps or t.save_steps) if has_eval else None,
-        "report_to": "none",
+        "report_to": list(t.report_to) or "none",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        **(tracking or {}),
     }

@@ -20,12 +20,17 @@ from workbench.training.hardware import Hardware
 
 
 def sft_args(
-    config: RunConfig, hw: Hardware, output_dir: Path, has_eval: bool, padding_free: bool = True
+    config: RunConfig,
+    hw: Hardware,
+    output_dir: Path,
+    has_eval: bool,
+    padding_free: bool = True,
+    tracking: dict[str, Any] | None = None,
 ) -> SFTConfig:
     """A pure mapping from our config and the chosen hardware settings to TRL's SFTConfig."""
     d = config.data
     return SFTConfig(
-        **common_arguments(config, hw, output_dir, has_eval),
+        **common_arguments(config, hw, output_dir, has_eval, tracking),
         # Examples arrive encoded and truncated (max_length=None), so TRL only batches them.
         max_length=d.cutoff_len if d.packing else None,
         packing=d.packing,
@@ -44,10 +49,12 @@ def build_trainer(
     output_dir: Path,
     callbacks: list[Any],
     padding_free: bool = True,
+    tracking: dict[str, Any] | None = None,
 ) -> SFTTrainer:
+    has_eval = eval_dataset is not None
     return SFTTrainer(
         model=model,
-        args=sft_args(config, hw, output_dir, has_eval=eval_dataset is not None, padding_free=padding_free),
+        args=sft_args(config, hw, output_dir, has_eval, padding_free=padding_free, tracking=tracking),
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
