@@ -241,7 +241,18 @@ def _progress(job: Job) -> str:
         parts.append(f"\n\nStarted from run `{job.parent}`")
     if job.state == "finished":
         parts.append(f"\n\nAdapter: `{job.files.adapter}`")
-    return " · ".join(parts[:2]) + (" · " + " · ".join(parts[2:]) if parts[2:] else "")
+    text = " · ".join(parts[:2]) + (" · " + " · ".join(parts[2:]) if parts[2:] else "")
+    return text + _tracking(status.get("tracking") or [])
+
+
+def _tracking(destinations: list[dict[str, str]]) -> str:
+    """Where the experiment trackers keep the run, as the worker recorded it: a command to open each, or where."""
+    lines = [
+        f"- **{d.get('tracker', '?')}**: " + (f"`{d['command']}`" if d.get("command") else d.get("text", ""))
+        for d in destinations
+        if isinstance(d, dict)
+    ]
+    return "\n\nTracked in:\n" + "\n".join(lines) if lines else ""
 
 
 def _duration(seconds: float) -> str:
