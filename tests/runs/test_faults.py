@@ -46,6 +46,19 @@ def weights(job) -> dict:
     return load_file(str(job.files.adapter / "adapter_model.safetensors"))
 
 
+def tensorboard_losses(job) -> list[tuple[int, float]]:
+    """The losses TensorBoard shows for the run, step by step as its own reader reads the event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(job.files.tensorboard))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars("train/loss")]
+
+
+def logged_losses(job) -> list[tuple[int, float]]:
+    return [(r["step"], r["loss"]) for r in job.files.read_metrics() if "loss" in r]
+
+
 def kill_worker(queue: RunQueue, job) -> None:
     job = queue.get(job.id)
     os.killpg(job.pid, signal.SIGKILL)
@@ -76,6 +89,8 @@ def test_a_run_killed_at_random_steps_and_resumed_ends_as_if_never_interrupted(h
     expected = {r["step"]: r["loss"] for r in reference.files.read_metrics() if "loss" in r}
     for record in (r for r in job.files.read_metrics() if "loss" in r):
         assert record["loss"] == pytest.approx(expected[record["step"]], abs=1e-4), (kills, record)
+    # TensorBoard shows each step once too: a resumed worker purges what the killed one logged past its checkpoint.
+    assert tensorboard_losses(job) == pytest.approx(logged_losses(job), rel=1e-6), kills
     ours, theirs = weights(job), weights(reference)
     assert ours.keys() == theirs.keys()
     worst = max((ours[k] - theirs[k]).abs().max().item() for k in ours)
@@ -103,6 +118,8 @@ def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(home):
     assert job.state == "finished", job.error
     assert f"resuming from {previous}" in job.files.log.read_text()
     assert [r["step"] for r in job.files.read_metrics() if "loss" in r] == list(range(1, 7))
+    # The step after `previous` was logged by the first worker and again after the resume: TensorBoard shows it once.
+    assert tensorboard_losses(job) == pytest.approx(logged_losses(job), rel=1e-6)
 
 
 @contextlib.contextmanager

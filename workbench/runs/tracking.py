@@ -11,7 +11,7 @@ they can, and where each keeps its record.
 
 The worker runs with the environment of whoever submitted the run (the UI's or the command line's), so the
 check before Start and the worker's read the same variables. Project: "workbench"; run name: the run id and
-its name. Light: no torch here.
+its name. Light (no torch) but for `resume_tensorboard`, which the worker calls.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import netrc
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from workbench import home
@@ -154,3 +155,14 @@ def prepare(report_to: list[str], env: Mapping[str, str]) -> None:
     name = env["MLFLOW_EXPERIMENT_NAME"]
     if client.get_experiment_by_name(name) is None:  # one run trains at a time: no other worker creates it now
         client.create_experiment(name, artifact_location=(home.home() / "mlflow-artifacts").as_uri())
+
+
+def resume_tensorboard(trainer: Any, step: int) -> None:
+    """A run resumed from checkpoint `step` logs steps after it again: its TensorBoard writer drops the events
+    the interrupted worker logged past the checkpoint (TensorBoard's purge), so each step shows once."""
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback) and callback.tb_writer is None:
+            callback.tb_writer = SummaryWriter(log_dir=callback.logging_dir, purge_step=step + 1)

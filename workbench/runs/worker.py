@@ -227,7 +227,9 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
     files.discard_incomplete_checkpoints()
     resume = files.last_checkpoint()
     if resume is not None:
-        files.truncate_metrics_after(int(resume.name.rsplit("-", 1)[1]))
+        step = int(resume.name.rsplit("-", 1)[1])
+        files.truncate_metrics_after(step)
+        tracking.resume_tensorboard(trainer, step)
         log.info("resuming from %s", resume)
     if stop.requested:
         return "stopped"
