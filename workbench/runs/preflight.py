@@ -1,6 +1,7 @@
 """What the form shows about a run before Start: the method's trainable parameters on the chosen model, and what
-stops the run (on this machine, or with this stage and parent run). Needs torch (device detection, the
-meta-device count), so the UI runs it in its helper process; the worker checks the same problems again.
+stops the run (on this machine, with this stage and parent run, or with trackers that cannot report). Needs
+torch (device detection, the meta-device count), so the UI runs it in its helper process; the worker checks the
+same problems again.
 """
 
 from __future__ import annotations
