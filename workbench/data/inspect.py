@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from workbench.config import DatasetSpec
@@ -59,7 +59,7 @@ class Preview:
     mapping: dict[str, str]
     placeholders: list[str]  # found in the first rows (filled in or not)
     error: DataError | None = None
-    guessed: bool = field(default=False)
+    guessed: bool = False  # `mapping` is a guess, not the spec's columns
 
 
 def preview(spec: DatasetSpec, *, system_prompt: str | None = None) -> Preview:

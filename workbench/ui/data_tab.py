@@ -258,7 +258,7 @@ def inspect_steps(
         yield {**cleared, **form, "shown": name, "summary": f"**{name}**", "error": _problem(seen),
                "table": pd.DataFrame(seen.rows)}  # fmt: skip
         return
-    summary = _summary(name, seen, seen.loaded.rows)
+    summary = _summary(name, seen, seen.loaded.format, seen.loaded.rows)
     empty = gr.update()
     yield {**form, "shown": name, "summary": summary, "error": "", "table": pd.DataFrame(seen.rows),
            "example": empty, "histogram": empty, "stats_md": "Reading every row…"}  # fmt: skip
@@ -270,7 +270,12 @@ def inspect_steps(
         return
     found = list(dict.fromkeys([*seen.placeholders, *counted.unfilled]))
     more = _fill_form(path, found, spec.fill, showing) if found != seen.placeholders else {}  # past the first rows
-    yield {**more, "summary": _summary(name, seen, counted.rows), "error": "", "stats_md": "Counting tokens…"}
+    yield {
+        **more,
+        "summary": _summary(name, seen, seen.loaded.format, counted.rows),
+        "error": "",
+        "stats_md": "Counting tokens…",
+    }
     try:
         result = background.call(inspect_tokens, spec, model, int(cutoff), bool(train_on_prompt), system_prompt)
     except WorkbenchError as err:
@@ -295,9 +300,10 @@ def inspect_steps(
 def _problem(seen: Preview) -> str:
     if isinstance(seen.error, UnknownLayout):
         fields = ", ".join(seen.fields) or "(none)"
+        guess = " (a first guess is filled in)" if seen.guessed else ""
         return (
             f"**Which field is which?** These columns are not a layout the workbench knows ({fields}). Choose a "
-            "role for each under *Columns* (a first guess is filled in) and press **Use these columns**."
+            f"role for each under *Columns*{guess} and press **Use these columns**."
         )
     return f"**Cannot use this file.** {seen.error}  \nCheck the roles under *Columns*."
 
@@ -340,11 +346,10 @@ def _fill_form(path: str, names: list[str], values: dict[str, str], showing: dic
     return {"fill_box": gr.update(visible=bool(shown)), "fills": boxes, "fill_names": {"path": path, "names": shown}}
 
 
-def _summary(name: str, seen: Preview, rows: int | None) -> str:
-    assert seen.loaded is not None
+def _summary(name: str, seen: Preview, format: str, rows: int | None) -> str:
     counted = f"**{rows:,}** rows" if rows is not None else f"first {PREVIEW_ROWS} rows shown, counting the rest…"
     columns = f"  \nColumns: {layouts.describe(seen.mapping)}" if seen.mapping else ""
     return (
-        f"**{name}** · {KIND_NAMES[seen.kind]} · format **{seen.loaded.format}** · {counted}{columns}  \n"
+        f"**{name}** · {KIND_NAMES[seen.kind]} · format **{format}** · {counted}{columns}  \n"
         f"Trains with: **{', '.join(stages_for(seen.kind))}** (pick the stage in the Train tab)"
     )
