@@ -106,9 +106,9 @@ def test_placeholders_and_the_system_prompt_reach_the_preview_and_the_example():
     assert steps[-1]["stats"]["placeholders"] == ["name", "author"]
 
     boxes = steps[0]["fill_names"]
-    filled = data_tab.use_fill(identity, boxes, " Zorblax ", "")
+    filled, _ = data_tab.use_fill(identity, boxes, " Zorblax ", "")
     assert filled == {**identity, "fill": {"name": "Zorblax"}}  # an empty box gives no value
-    filled = data_tab.use_fill(identity, boxes, "Zorblax", "Quillon Labs")
+    filled, boxes = data_tab.use_fill(identity, boxes, "Zorblax", "Quillon Labs")
     try:
         system = "You are a shop's helper."
         steps = list(data_tab.inspect_steps(filled, "smollm2-135m-instruct", 96, False, system, boxes))
@@ -116,6 +116,9 @@ def test_placeholders_and_the_system_prompt_reach_the_preview_and_the_example():
         background.shutdown()
     assert "I am Zorblax, an AI assistant developed by Quillon Labs." in steps[0]["table"]["assistant"][2]
     assert "fills" not in steps[0]  # the boxes show these placeholders already: what is typed in them stays
+    # The same file again without values (uploaded anew): the boxes are emptied, as the values are gone.
+    again = next(data_tab.inspect_steps(identity, "smollm2-135m-instruct", 96, False, None, boxes))
+    assert [box["value"] for box in again["fills"][:2]] == ["", ""]
     example = "".join(text for text, _ in steps[-1]["example"])
     assert example.startswith("<|im_start|>system\nYou are a shop's helper.<|im_end|>")
     assert "Hello! I am Zorblax, an AI assistant developed by Quillon Labs." in example and "{{" not in example

@@ -110,7 +110,7 @@ def build() -> dict[str, Any]:
     # and the placeholders; the path never comes from the browser.
     dataset = gr.State({})
     field_names = gr.State([])  # the fields the role dropdowns stand for, in order
-    # The placeholders the value boxes stand for, and the file they were found in: while these stay the same, the
+    # What the value boxes show: the file, its placeholders and the values in use. While these stay the same, the
     # boxes are left as they are (a box being typed in is not reset when the value typed before it comes in).
     fill_names = gr.State({})
     outputs = [shown, summary, error, table, example, histogram, stats_md, stats, box, *roles, columns_more,
@@ -155,10 +155,11 @@ def wire(tab: dict[str, Any], model, cutoff, train_on_prompt, system_prompt, sho
         api_visibility="private",
     )
     fill_inputs = [tab["dataset"], tab["fill_names"], *tab["fills"]]
+    fill_outputs = [tab["dataset"], tab["fill_names"]]
     for box in tab["fills"]:
         # On leaving the box (or Enter), not on each key: each change reads the data again.
-        box.blur(use_fill, fill_inputs, tab["dataset"], api_visibility="private")
-        box.submit(use_fill, fill_inputs, tab["dataset"], api_visibility="private")
+        box.blur(use_fill, fill_inputs, fill_outputs, api_visibility="private")
+        box.submit(use_fill, fill_inputs, fill_outputs, api_visibility="private")
 
 
 def listed(key: str | None) -> dict[str, str]:
@@ -186,14 +187,14 @@ def use_columns(dataset: dict[str, Any], field_names: list[str], *roles: str) ->
     return {**spec, "columns": columns} if columns else spec, ""
 
 
-def use_fill(dataset: dict[str, Any], fill_names: dict[str, Any], *values: str) -> dict[str, Any]:
-    """The dataset with the placeholder values typed in (empty boxes give none)."""
+def use_fill(dataset: dict[str, Any], fill_names: dict[str, Any], *values: str) -> tuple[dict, dict]:
+    """The dataset with the placeholder values typed in (empty boxes give none), and what the boxes show now."""
     if not dataset.get("path"):
-        return dataset
+        return dataset, fill_names
     names = fill_names.get("names", [])
     fill = {name: value.strip() for name, value in zip(names, values, strict=False) if value and value.strip()}
     spec = {k: v for k, v in dataset.items() if k != "fill"}
-    return {**spec, "fill": fill} if fill else spec
+    return ({**spec, "fill": fill} if fill else spec), {**fill_names, "values": fill}
 
 
 def inspect(
@@ -335,7 +336,8 @@ def _columns_form(seen: Preview | None) -> dict[str, Any]:
 def _fill_form(path: str, names: list[str], values: dict[str, str], showing: dict | None = None) -> dict[str, Any]:
     """A value box for each placeholder found (the first MAX_PLACEHOLDERS), unless the boxes show them already."""
     shown = names[:MAX_PLACEHOLDERS]
-    if showing == {"path": path, "names": shown}:
+    now = {"path": path, "names": shown, "values": values}
+    if showing == now:
         return {}
     boxes = [
         gr.update(visible=True, label=f"{{{{{shown[i]}}}}}", value=values.get(shown[i], ""))
@@ -343,7 +345,7 @@ def _fill_form(path: str, names: list[str], values: dict[str, str], showing: dic
         else gr.update(visible=False, value="")
         for i in range(MAX_PLACEHOLDERS)
     ]
-    return {"fill_box": gr.update(visible=bool(shown)), "fills": boxes, "fill_names": {"path": path, "names": shown}}
+    return {"fill_box": gr.update(visible=bool(shown)), "fills": boxes, "fill_names": now}
 
 
 def _summary(name: str, seen: Preview, format: str, rows: int | None) -> str:
