@@ -18,13 +18,16 @@ from workbench.errors import ModelLoadError
 
 BASE = "smollm2-135m-instruct"
 WHO = [{"role": "user", "content": "Who are you?"}]  # a prompt from the identity training data
-# Six steps at lr 1e-3 on 16 identity conversations: enough for the tuned answer to differ from the base's.
+# Six steps at lr 1e-3 on 16 identity conversations: enough for the tuned answer to differ from the base's. The
+# data's placeholders are left as written (the preset fills them): "{{name}}" is a marker six steps teach the
+# adapter and the base never says.
 TRAIN_OVERRIDES = [
     "train.max_steps=6",
     "train.threads=1",
     "train.learning_rate=1e-3",
     "data.cutoff_len=128",
     "data.datasets.0.max_samples=16",
+    "data.datasets.0.fill={}",
 ]
 
 

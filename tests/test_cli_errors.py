@@ -20,7 +20,7 @@ BAD_FILES = [
         b'{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": \n{"instruction": "e", "output": "f"}\n',
         ["broken.jsonl", "line 2"],
     ),
-    ("unknown.json", json.dumps([{"question": "q", "answer": "a"}]).encode(), ["unknown.json", "question"]),
+    ("unknown.json", json.dumps([{"Frage": "q", "Antwort": "a"}]).encode(), ["unknown.json", "Frage"]),
     ("missing.json", json.dumps([GOOD_ROW, {"instruction": "x"}]).encode(), ["row 2", "output"]),
     ("blank.json", json.dumps([GOOD_ROW, {"instruction": "x", "output": ""}]).encode(), ["row 2", "output", "empty"]),
     (

@@ -27,6 +27,7 @@ TRAIN_OVERRIDES = [
     "train.save_steps=5",
     "data.cutoff_len=128",
     "data.datasets.0.max_samples=16",
+    "data.datasets.0.fill={name: Zorblax}",  # the preset's name replaced, its author left out: a warning
 ]
 
 
@@ -45,7 +46,8 @@ def cli(*args: str, home: Path, stdin: str | None = None, timeout: int = 600) ->
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One finished run of the identity preset, trained by `python -m workbench train`."""
+    """One finished run of the identity preset, trained by `python -m workbench train` (one placeholder left
+    without a value: the CLI's warning is checked on the way); (home, job, the command's stderr)."""
     home = tmp_path_factory.mktemp("trained-home")
     overrides = [arg for item in TRAIN_OVERRIDES for arg in ("--set", item)]
     result = cli("train", str(PRESETS / "sft-lora-identity.yaml"), *overrides, home=home)
@@ -55,11 +57,11 @@ def trained(tmp_path_factory):
         (job,) = JobStore(home / "jobs.sqlite").list()
     finally:
         del os.environ["WORKBENCH_HOME"]
-    return home, job
+    return home, job, result.stderr
 
 
 def test_run_finishes_and_logs_finite_losses(trained):
-    _, job = trained
+    _, job, _ = trained
     assert job.state == "finished"
     losses = [r["loss"] for r in job.files.read_metrics() if "loss" in r]
     assert len(losses) == 10
@@ -71,7 +73,7 @@ def test_run_finishes_and_logs_finite_losses(trained):
 
 
 def test_short_run_visibly_learns(trained):
-    _, job = trained
+    _, job, _ = trained
     losses = [r["loss"] for r in job.files.read_metrics() if "loss" in r]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 * 0.8, losses
 
@@ -81,7 +83,7 @@ def test_adapter_loads_with_plain_peft_and_matches_chat_engine(trained, model_re
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    home, job = trained
+    home, job, _ = trained
     monkeypatch.setenv("WORKBENCH_HOME", str(home))
     adapter = job.files.adapter
     config = json.loads((adapter / "adapter_config.json").read_text())
@@ -105,7 +107,7 @@ def test_adapter_loads_with_plain_peft_and_matches_chat_engine(trained, model_re
 
 
 def test_cli_lists_exports_and_chats(trained, tmp_path):
-    home, job = trained
+    home, job, _ = trained
     listing = cli("jobs", home=home)
     assert job.id in listing.stdout and "finished" in listing.stdout
 
@@ -118,3 +120,38 @@ def test_cli_lists_exports_and_chats(trained, tmp_path):
     assert chat.returncode == 0, chat.stderr
     reply = chat.stdout.split("model> ", 1)[1].split("you> ")[0].strip()
     assert reply, chat.stdout
+
+
+def test_cli_warns_of_placeholders_left_without_a_value(trained):
+    *_, stderr = trained
+    assert (
+        "warning: data.datasets.0: identity.json has placeholders without a value ({{author}}); the model will "
+        "learn them as written. Give their values with data.datasets.0.fill (--set data.datasets.0.fill.author="
+        "VALUE)." in " ".join(stderr.split())
+    ), stderr
+
+
+def test_chat_uses_the_runs_system_prompt(trained, tmp_path, monkeypatch):
+    """A run trained with a system prompt chats with it: the same prompt the model learned under."""
+    import shutil
+
+    import yaml
+
+    from workbench.chat import ChatEngine
+    from workbench.runs.files import RunFiles
+
+    home, job, _ = trained
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    messages = [{"role": "user", "content": "Who are you?"}]
+    engine = ChatEngine.for_run(job.files)
+    default = engine.tokenizer.decode(engine.encode(messages)[0])
+    assert "You are a helpful AI assistant named SmolLM" in default  # no system prompt: the template's own
+
+    copy = tmp_path / job.id  # the same run, as if trained with a system prompt
+    shutil.copytree(job.files.root, copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["data"]["system_prompt"] = "You answer for Quillon Labs."
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    engine = ChatEngine.for_run(RunFiles(copy))
+    prompt = engine.tokenizer.decode(engine.encode(messages)[0])
+    assert prompt.startswith("<|im_start|>system\nYou answer for Quillon Labs.<|im_end|>\n<|im_start|>user\nWho")

@@ -65,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     queue = RunQueue()
     queue.reconcile()
-    job = submit(config, queue=queue)
+    job = submit(config, queue=queue, warn=lambda text: _err(f"warning: {text}"))
     _out(f"run {job.id} queued: {job.run_dir}")
     if args.detach:
         return 0

@@ -22,10 +22,18 @@ class ChatEngine:
     (full and freeze tuning). Base answers disable the adapter; for a whole model, the base is loaded beside it
     the first time a base answer is asked for."""
 
-    def __init__(self, ref: models.ModelRef, adapter_dir: Path | None = None, chat_template: str | None = None):
+    def __init__(
+        self,
+        ref: models.ModelRef,
+        adapter_dir: Path | None = None,
+        chat_template: str | None = None,
+        system_prompt: str | None = None,
+    ):
         import torch
 
         self.ref = ref
+        # The run's system prompt, as it trained with it (None: the chat template's own default).
+        self.system_prompt = system_prompt
         self.base_name = ref.base_name
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = models.load_tokenizer(ref, chat_template)
@@ -80,9 +88,12 @@ class ChatEngine:
                 f"run {files.root.name} is a reward model: it scores replies rather than writing them; pick it as "
                 "a GRPO or RLOO stage's reward_model_run"
             )
-        return cls(chaining.base_ref(config), files.adapter, config.model.chat_template)
+        return cls(chaining.base_ref(config), files.adapter, config.model.chat_template, config.data.system_prompt)
 
     def encode(self, messages: list[dict[str, str]]) -> Any:
+        from workbench.data.formats import with_system
+
+        messages = with_system(messages, self.system_prompt)  # type: ignore[arg-type]
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
         import torch
 

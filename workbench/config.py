@@ -46,10 +46,26 @@ class DatasetSpec(_Section):
     name: str | None = Field(None, description="The entry to use from dataset_info.json, when path is such a folder.")
     format: DataFormat = Field("auto", description="Record layout: alpaca, sharegpt, openai messages, or detect it.")
     columns: dict[str, str] = Field(
-        default_factory=dict, description="LLaMA-Factory column mapping, e.g. {prompt: question, response: answer}."
+        default_factory=dict,
+        description="Which field plays which role, by LLaMA-Factory's keys: prompt (user turn), query (its second "
+        "part), response (reply), system, history, messages (a conversation); chosen, rejected (pairs); kto_tag "
+        "(a KTO label); answer (a reference answer), e.g. {prompt: Frage, response: Antwort}. An empty name: none.",
     )
     tags: dict[str, str] = Field(default_factory=dict, description="LLaMA-Factory sharegpt tags (role_tag, ...).")
     max_samples: int | None = Field(None, ge=1, description="Use at most this many rows of this dataset.")
+    fill: dict[str, str] = Field(
+        default_factory=dict,
+        description="Values for placeholders in the data, e.g. {name: Ada, author: Lovelace Labs} fills {{name}} "
+        "and {{author}}.",
+    )
+
+    @field_validator("fill")
+    @classmethod
+    def _placeholder_names(cls, fill: dict[str, str]) -> dict[str, str]:
+        bad = next((name for name in fill if not name.isidentifier()), None)
+        if bad is not None:
+            raise ValueError(f"{bad!r} is not a placeholder name (letters, digits and _, as in {{{{name}}}})")
+        return fill
 
 
 class DataConfig(_Section):
@@ -58,6 +74,16 @@ class DataConfig(_Section):
     train_on_prompt: bool = Field(False, description="Also train on prompt tokens, not only the responses.")
     packing: bool = Field(False, description="Pack several examples into each sequence of cutoff_len tokens.")
     val_size: float = Field(0.0, ge=0.0, lt=1.0, description="Share of rows held out to measure eval loss.")
+    system_prompt: str | None = Field(
+        None,
+        description="The system message of every conversation that has none, in training and in chat; empty: the "
+        "chat template's own default.",
+    )
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _blank_is_none(cls, text: str | None) -> str | None:
+        return text if text and text.strip() else None
 
 
 class TrainConfig(_Section):

@@ -1,6 +1,6 @@
 import pytest
 
-from workbench.data.formats import TOOLS_INTRO, convert_records, detect_format
+from workbench.data.formats import TOOLS_INTRO, UnknownLayout, convert_records, detect_format
 from workbench.errors import DataError
 
 
@@ -189,13 +189,13 @@ def test_role_content_messages_under_conversations_are_openai():
     ]
 
 
-def test_unknown_format_lists_the_fields_and_the_known_formats():
-    with pytest.raises(DataError) as caught:
-        detect_format([{"question": "q", "answer": "a"}], "qa.json")
+def test_unknown_layout_lists_the_fields_and_the_known_layouts():
+    with pytest.raises(UnknownLayout) as caught:
+        detect_format([{"Frage": "q", "Antwort": "a"}], "qa.json")
     message = str(caught.value)
     assert message.startswith("qa.json, row 1:")
-    assert "question, answer" in message
-    assert all(name in message for name in ("alpaca", "sharegpt", "openai", "columns"))
+    assert "Frage, Antwort" in message and caught.value.fields == ["Frage", "Antwort"]
+    assert all(name in message for name in ("question/answer", "sharegpt", "openai", "columns"))
 
 
 def test_preference_data_is_named_as_such():

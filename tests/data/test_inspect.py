@@ -26,27 +26,28 @@ def _spec(path) -> DatasetSpec:
 def test_preview_shows_the_first_rows_and_the_count_only_when_it_read_them_all(tmp_path):
     path = tmp_path / "data.json"
     path.write_text(json.dumps([GOOD] * 3))
-    loaded, kind, rows = preview(_spec(path))
-    assert (kind, loaded.format, loaded.rows, len(rows)) == ("conversations", "alpaca", 3, 3)
-    assert rows[0] == {"user": GOOD["instruction"], "assistant": GOOD["output"]}
+    seen = preview(_spec(path))
+    assert (seen.kind, seen.loaded.format, seen.loaded.rows, len(seen.rows)) == ("conversations", "alpaca", 3, 3)
+    assert seen.rows[0] == {"user": GOOD["instruction"], "assistant": GOOD["output"]}
 
     path.write_text(json.dumps([GOOD] * 50))
-    loaded, _, rows = preview(_spec(path))
-    assert (loaded.rows, len(rows)) == (None, PREVIEW_ROWS)
-    assert count_rows(_spec(path)) == 50
+    seen = preview(_spec(path))
+    assert (seen.loaded.rows, len(seen.rows)) == (None, PREVIEW_ROWS)
+    assert count_rows(_spec(path)).rows == 50
 
 
 def test_preview_cuts_long_cells(tmp_path):
     path = tmp_path / "long.jsonl"
     path.write_text(json.dumps({"prompt": "Why?", "chosen": "y" * 10_000, "rejected": "No."}))
-    _, kind, rows = preview(_spec(path))
-    assert kind == "pairs" and len(rows[0]["chosen"]) == PREVIEW_CHARS and rows[0]["chosen"].endswith("…")
+    seen = preview(_spec(path))
+    chosen = seen.rows[0]["chosen"]
+    assert seen.kind == "pairs" and len(chosen) == PREVIEW_CHARS and chosen.endswith("…")
 
 
 def test_an_error_past_the_first_rows_is_found_by_the_whole_read(tmp_path):
     path = tmp_path / "data.json"
     path.write_text(json.dumps([GOOD] * 30 + [{"instruction": "Say hi", "output": ""}]))
-    assert len(preview(_spec(path))[2]) == PREVIEW_ROWS
+    assert len(preview(_spec(path)).rows) == PREVIEW_ROWS
     with pytest.raises(DataError, match=r"^data\.json, row 31, field 'output': is empty"):
         count_rows(_spec(path))
 
@@ -71,17 +72,21 @@ def test_each_bad_upload_previews_in_bounded_memory_with_a_clear_error(upload, b
     tracemalloc.start()
     try:
         if bad.found_by == "preview":
-            with pytest.raises(DataError) as caught:
-                preview(_spec(path))
+            # A file that cannot be read at all raises; rows read wrongly come back with the error.
+            try:
+                error = preview(_spec(path)).error
+            except DataError as err:
+                error = err
+            assert error is not None
         else:  # the first rows are fine: they show while the helper process reads the rest
-            loaded, _, rows = preview(_spec(path))
-            assert (len(rows), loaded.rows) == (PREVIEW_ROWS, None)
+            seen = preview(_spec(path))
+            assert (len(seen.rows), seen.loaded.rows) == (PREVIEW_ROWS, None)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < PREVIEW_BOUND_MB * 1024 * 1024, f"the preview allocated {peak / 2**20:.0f} MB"
     if bad.found_by == "preview":
-        _assert_clear(caught.value, bad)
+        _assert_clear(error, bad)
 
 
 @pytest.mark.parametrize("bad", [b for b in BAD_UPLOADS if b.found_by == "whole" and not b.big], ids=lambda b: b.name)
@@ -110,5 +115,5 @@ def test_a_file_is_read_whole_once_per_version(tmp_path, monkeypatch):
             count_rows(_spec(path))
     assert len(reads) == 1
     path.write_text(json.dumps([GOOD] * 12))
-    assert count_rows(_spec(path)) == 12 and count_rows(_spec(path)) == 12
+    assert count_rows(_spec(path)).rows == 12 and count_rows(_spec(path)).rows == 12
     assert len(reads) == 2

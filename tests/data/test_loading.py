@@ -223,10 +223,10 @@ BAD_INPUTS = [
     ),
     pytest.param(
         "data.json",
-        json.dumps([{"question": "q", "answer": "a"}]).encode(),
+        json.dumps([{"Frage": "q", "Antwort": "a"}]).encode(),
         1,
         None,
-        "cannot tell the format",
+        "cannot tell which field is which",
         id="fmt",
     ),
 ]

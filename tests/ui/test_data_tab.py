@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from tests.data.bad_uploads import BAD_UPLOADS, GOOD
 from tests.ui.browser import App
 from workbench import home
+from workbench.access import SAMPLES
 from workbench.ui import background, data_tab
 
 # How far the UI process's peak resident memory may rise above what it held before the uploads. Reading the
@@ -22,17 +23,18 @@ UI_GROWTH_BOUND_MB = 150
 def test_the_count_follows_the_first_rows():
     path = home.collected_dir() / "data.json"  # a file the workbench owns: the Data tab reads no other
     path.write_text(json.dumps([GOOD] * 20 + [{"instruction": "Say hi", "output": " "}]))
-    steps = data_tab.inspect(str(path), "smollm2-135m-instruct", 256, False)
+    steps = data_tab.inspect_steps({"path": str(path)}, "smollm2-135m-instruct", 256, False)
     try:
-        _, summary, error, table, *_ = next(steps)
-        assert "first 8 rows shown, counting the rest" in summary and not error and len(table) == 8
-        _, summary, error, *_ = next(steps)  # the helper process has read the whole file
-        assert error == "**Cannot use this file.** data.json, row 21, field 'output': is empty"
+        shown = next(steps)
+        assert "first 8 rows shown, counting the rest" in shown["summary"]
+        assert not shown["error"] and len(shown["table"]) == 8
+        shown = next(steps)  # the helper process has read the whole file
+        assert shown["error"] == "**Cannot use this file.** data.json, row 21, field 'output': is empty"
         path.write_text(json.dumps([GOOD] * 20))
-        steps = data_tab.inspect(str(path), "smollm2-135m-instruct", 256, False)
+        steps = data_tab.inspect_steps({"path": str(path)}, "smollm2-135m-instruct", 256, False)
         next(steps)
-        _, summary, error, *_ = next(steps)
-        assert "**20** rows" in summary and not error
+        shown = next(steps)
+        assert "**20** rows" in shown["summary"] and not shown["error"]
     finally:
         steps.close()
         background.shutdown()
@@ -94,3 +96,43 @@ def test_big_and_bad_uploads_leave_the_ui_process_small(browser, tmp_path, monke
         app.stop()
         for path in files.values():
             path.unlink(missing_ok=True)
+
+
+def test_placeholders_and_the_system_prompt_reach_the_preview_and_the_example():
+    identity = {"path": str(SAMPLES / "identity.json")}
+    steps = list(data_tab.inspect_steps(identity, "smollm2-135m-instruct", 96, False))
+    labels = [box.get("label") for box in steps[0]["fills"] if box.get("visible")]
+    assert labels == ["{{name}}", "{{author}}"] and steps[0]["fill_names"]["names"] == ["name", "author"]
+    assert steps[-1]["stats"]["placeholders"] == ["name", "author"]
+
+    boxes = steps[0]["fill_names"]
+    filled, _ = data_tab.use_fill(identity, boxes, " Zorblax ", "")
+    assert filled == {**identity, "fill": {"name": "Zorblax"}}  # an empty box gives no value
+    filled, boxes = data_tab.use_fill(identity, boxes, "Zorblax", "Quillon Labs")
+    try:
+        system = "You are a shop's helper."
+        steps = list(data_tab.inspect_steps(filled, "smollm2-135m-instruct", 96, False, system, boxes))
+    finally:
+        background.shutdown()
+    assert "I am Zorblax, an AI assistant developed by Quillon Labs." in steps[0]["table"]["assistant"][2]
+    assert "fills" not in steps[0]  # the boxes show these placeholders already: what is typed in them stays
+    # The same file again without values (uploaded anew): the boxes are emptied, as the values are gone.
+    again = next(data_tab.inspect_steps(identity, "smollm2-135m-instruct", 96, False, None, boxes))
+    assert [box["value"] for box in again["fills"][:2]] == ["", ""]
+    example = "".join(text for text, _ in steps[-1]["example"])
+    assert example.startswith("<|im_start|>system\nYou are a shop's helper.<|im_end|>")
+    assert "Hello! I am Zorblax, an AI assistant developed by Quillon Labs." in example and "{{" not in example
+
+
+def test_the_columns_form_gives_the_dataset_its_columns():
+    dataset = {"path": "/owned/faq.csv", "format": "alpaca"}
+    fields = ["Kommentar", "input", "Kunde fragt", "Wir sagen"]
+    spec, error = data_tab.use_columns(dataset, fields, "", "", "prompt", "response")
+    # `input` is alpaca's second part of the user turn by default: left unused, it is switched off.
+    assert spec == {
+        "path": "/owned/faq.csv",
+        "columns": {"prompt": "Kunde fragt", "response": "Wir sagen", "query": ""},
+    }
+    assert not error
+    spec, error = data_tab.use_columns(dataset, fields, "prompt", "", "prompt", "response")
+    assert error.startswith("**Two fields are the user turn: Kommentar and Kunde fragt.**")

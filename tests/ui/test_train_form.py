@@ -32,7 +32,7 @@ def form_values(tab, method="lora", stage="sft", data=PRESETS / "data" / "identi
         else f.component.value
         for f in train_tab.all_fields(tab)
     ]
-    return [tab["model"].value, stage, method, "", parent, str(data), *values]
+    return [tab["model"].value, stage, method, "", parent, {"path": str(data)}, *values]
 
 
 def test_default_form_is_a_valid_config(tab):
@@ -153,3 +153,25 @@ def test_a_tracker_that_is_not_set_up_stops_start_naming_what_to_do(tab, tiny_mo
     assert "train.report_to: W&B needs" in shown and wandb in shown
     assert "train.report_to: MLflow needs `mlflow`, which is not installed: pip install mlflow" in shown
     assert "TensorBoard" not in shown
+
+
+@pytest.mark.parametrize("preset", [None, "sft-lora-identity"])
+def test_the_data_tabs_columns_fill_and_system_prompt_make_the_config_and_cli_line(tab, preset):
+    values = form_values(tab, **{"data.system_prompt": "You help customers of a bakery."})
+    values[5] = {
+        "path": str(PRESETS / "data" / "identity.json"),
+        "columns": {"prompt": "instruction", "response": "output", "query": ""},
+        "fill": {"name": "Zorblax"},
+    }
+    config = parse_config(train_tab.raw_config(tab, values))
+    spec = config.data.datasets[0]
+    assert (spec.columns["query"], spec.fill, config.data.system_prompt) == (
+        "",
+        {"name": "Zorblax"},
+        "You help customers of a bakery.",
+    )
+    line = train_tab._cli(config, preset).replace("\\\n", " ")
+    assert "--set data.datasets.0.columns.prompt=instruction" in line
+    words = shlex.split(line)
+    overrides = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
+    assert load_config(REPO / words[4], overrides) == config  # the preset's own fill is replaced, not merged

@@ -5,6 +5,7 @@ The path a run takes: `load_all(config.data)` -> `encode_conversations(...)` -> 
 the store, so the frozen run config names files that cannot change.
 """
 
+from workbench.data import placeholders
 from workbench.data.dataset_info import InfoEntry, resolve_entry
 from workbench.data.encoding import IGNORE_INDEX, EncodedData, encode_conversations
 from workbench.data.formats import Conversation, Format, Message, convert_records, detect_format
@@ -47,6 +48,7 @@ __all__ = [
     "load_labeled",
     "load_pairs",
     "load_prompts",
+    "placeholders",
     "read_records",
     "resolve_entry",
     "split_validation",

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypedDict
 
+from workbench.data.layouts import recognise
 from workbench.data.reading import describe_value
 from workbench.errors import DataError
 
@@ -61,7 +62,25 @@ _UNSUPPORTED_COLUMNS = {
     "rejected": "preference data (chosen/rejected) trains in a preference stage (stage.name: dpo), not in SFT",
 }
 _IGNORED_COLUMNS = ("kto_tag",)
+# The roles each format cannot do without: a mapping may leave the others empty, not these.
+_REQUIRED_COLUMNS: dict[Format, tuple[str, ...]] = {
+    "alpaca": ("prompt", "response"),
+    "sharegpt": ("messages",),
+    "openai": ("messages",),
+}
 _DETECT_ROWS = 5
+
+
+class UnknownLayout(DataError):
+    """No known layout fits the fields of the first rows: the Data tab then asks which field plays which role.
+
+    `fields` are the first row's field names."""
+
+    def __init__(
+        self, message: str = "", *, file: str | None = None, fields: Sequence[str] = (), field: str | None = None
+    ):
+        super().__init__(message, file=file, row=1, field=field)
+        self.fields = list(fields)
 
 
 def detect_format(
@@ -72,9 +91,23 @@ def detect_format(
     tags: dict[str, str] | None = None,
 ) -> Format:
     """Tell alpaca, sharegpt and openai records apart by the fields of the first rows."""
+    return detect_layout(records, file, columns=columns, tags=tags)[0]
+
+
+def detect_layout(
+    records: Sequence[dict[str, Any]],
+    file: str,
+    *,
+    columns: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> tuple[Format, dict[str, str]]:
+    """The format of the first rows and the columns to read them with: the given mapping, plus the names of a
+    recognised layout (`question` / `answer`, `prompt` / `completion`, ...: layouts.PAIRS) where it needs them.
+
+    Raises UnknownLayout when no row of the first ones fits a known layout."""
     columns, tags = columns or {}, tags or {}
     for index, record in enumerate(records[:_DETECT_ROWS]):
-        if "chosen" in record and "rejected" in record:
+        if is_pair_row(record, columns):
             raise DataError(
                 "this is preference data (chosen/rejected): it trains in a preference stage (stage.name: dpo); "
                 "supervised fine-tuning needs conversations",
@@ -84,29 +117,54 @@ def detect_format(
         found = _match(record, columns, tags)
         if found:
             return found
-    keys = ", ".join(records[0]) if records and records[0] else "(none)"
-    raise DataError(
-        f"cannot tell the format from the fields of the first rows (row 1 has: {keys}). Known formats: "
-        "alpaca (instruction, input, output), sharegpt (conversations: [{from, value}, ...]), "
-        "openai (messages: [{role, content}, ...]); set the format, and columns to map other field names",
+    keys = [str(k) for k in records[0]] if records and isinstance(records[0], dict) else []
+    raise UnknownLayout(
+        f"cannot tell which field is which from the first rows (row 1 has: {', '.join(keys) or '(none)'}). "
+        "Known layouts: a user turn and a reply (instruction/output, question/answer, prompt/response, "
+        "prompt/completion, input/output, query/response; any case, with an optional system column), "
+        "sharegpt (conversations: [{from, value}, ...]), openai (messages: [{role, content}, ...]); map the "
+        "columns, e.g. columns: {prompt: FIELD, response: FIELD}",
         file=file,
-        row=1,
+        fields=keys,
     )
 
 
-def _match(record: dict[str, Any], columns: dict[str, str], tags: dict[str, str]) -> Format | None:
+def is_pair_row(record: dict[str, Any], columns: dict[str, str]) -> bool:
+    """Whether a row holds a preference pair (a chosen and a rejected reply)."""
+    return columns.get("chosen", "chosen") in record and columns.get("rejected", "rejected") in record
+
+
+def _match(
+    record: dict[str, Any], columns: dict[str, str], tags: dict[str, str]
+) -> tuple[Format, dict[str, str]] | None:
     alpaca = {**DEFAULT_COLUMNS["alpaca"], **columns}
     if alpaca["prompt"] in record and alpaca["response"] in record:
-        return "alpaca"
+        return "alpaca", columns
     role_tag, content_tag = tags.get("role_tag", "from"), tags.get("content_tag", "value")
     for name in [columns["messages"]] if "messages" in columns else ["conversations", "messages"]:
         turns = record.get(name)
         if isinstance(turns, list) and turns and isinstance(turns[0], dict):
             if role_tag in turns[0] and content_tag in turns[0]:
-                return "sharegpt"
+                return "sharegpt", columns
             if "role" in turns[0] and "content" in turns[0]:
-                return "openai"
-    return None
+                return "openai", columns
+    # A mapping that names its fields is taken at its word, not second-guessed: reading says what is missing.
+    if "response" in columns:
+        return "alpaca", columns
+    if "messages" in columns:
+        return ("sharegpt" if tags else "openai"), columns
+    if "prompt" in columns:
+        return None  # a prompt without a reply: prompts for RL stages, not a conversation
+    found = recognise(record)
+    return ("alpaca", {**found, **columns}) if found is not None else None
+
+
+def with_system(conversation: Conversation, system: str | None) -> Conversation:
+    """The conversation starting with `system` as its system message, unless it has one of its own (a row's own
+    system prompt is part of its data)."""
+    if not system or (conversation and conversation[0]["role"] == "system"):
+        return conversation
+    return [{"role": "system", "content": system}, *conversation]
 
 
 def convert_records(
@@ -127,6 +185,9 @@ def convert_records(
 
 
 def _check_columns(format: Format, columns: dict[str, str], file: str) -> dict[str, str]:
+    """The columns to read `format` with: the mapping given, the format's defaults for the rest. An empty name
+    means the role has no field; a default never takes a field the mapping gave another role (in an
+    `input` / `output` table, `input` is the user turn, not also alpaca's extra input)."""
     defaults = DEFAULT_COLUMNS[format]
     for key in columns:
         if key in _UNSUPPORTED_COLUMNS:
@@ -137,7 +198,27 @@ def _check_columns(format: Format, columns: dict[str, str], file: str) -> dict[s
                 file=file,
                 field=f"columns.{key}",
             )
-    return {**defaults, **{k: v for k, v in columns.items() if k in defaults}}
+    given = {k: v for k, v in columns.items() if k in defaults}
+    check_distinct(given, file)
+    taken = set(given.values())
+    merged = {k: given.get(k, "" if v in taken else v) for k, v in defaults.items()}
+    for key in _REQUIRED_COLUMNS[format]:
+        if not merged[key]:
+            raise DataError(f"the {format} format needs a field for {key!r}", file=file, field=f"columns.{key}")
+    return merged
+
+
+def check_distinct(columns: dict[str, str], file: str) -> None:
+    """Refuse a mapping that gives one field two roles, naming the second."""
+    seen: dict[str, str] = {}
+    for key, field in columns.items():
+        if field and field in seen:
+            raise DataError(
+                f"the field {field!r} is already mapped to {seen[field]!r}: a field plays one role",
+                file=file,
+                field=f"columns.{key}",
+            )
+        seen[field] = key
 
 
 def _check_tags(format: Format, tags: dict[str, str], file: str) -> dict[str, str]:
@@ -168,7 +249,8 @@ class _Row:
         return self.record[field]
 
     def text(self, field: str, *, required: bool, hint: str = "") -> str | None:
-        value = self.required(field, hint) if required else self.record.get(field)
+        # An optional role mapped to no field ("") has no value.
+        value = self.required(field, hint) if required else self.record.get(field) if field else None
         if value is not None and not isinstance(value, str):
             raise self.error(f"expected text, got {describe_value(value)}", field)
         if required and not (value or "").strip():
@@ -205,18 +287,44 @@ def _alpaca(row: _Row, columns: dict[str, str], tags: dict[str, str]) -> Convers
             turns += [("user", pair[0], f"{field}[0]"), ("assistant", pair[1], f"{field}[1]")]
 
     hint = f"the alpaca format needs {columns['prompt']!r} and {columns['response']!r} (map other names with columns)"
-    row.required(columns["prompt"], hint)
-    prompt = row.text(columns["prompt"], required=False)
-    query = row.text(columns["query"], required=False)
-    # LLaMA-Factory's alpaca mapping: the user turn is "instruction\ninput", leaving out whichever is empty.
-    user = "\n".join(part for part in (prompt, query) if part)
-    if not user.strip():
-        raise row.error("is empty (and so is the input): there is no request to answer", columns["prompt"])
-    turns.append(("user", user, columns["prompt"]))
-    response = row.text(columns["response"], required=True, hint=hint)
-    turns.append(("assistant", response, columns["response"]))
+    if _is_messages(row.required(columns["prompt"], hint)):
+        turns += _prompt_messages(row, columns)
+    else:
+        prompt = row.text(columns["prompt"], required=False)
+        query = row.text(columns["query"], required=False)
+        # LLaMA-Factory's alpaca mapping: the user turn is "instruction\ninput", leaving out whichever is empty.
+        user = "\n".join(part for part in (prompt, query) if part)
+        if not user.strip():
+            raise row.error("is empty (and so is the input): there is no request to answer", columns["prompt"])
+        turns.append(("user", user, columns["prompt"]))
+    if _is_messages(row.required(columns["response"], hint)):
+        turns += _reply_messages(row, columns["response"])
+    else:
+        response = row.text(columns["response"], required=True, hint=hint)
+        turns.append(("assistant", response, columns["response"]))
     system = row.text(columns["system"], required=False)
     return _finish(row, turns, system, columns["system"], row.tools(columns["tools"]), columns["response"])
+
+
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
+
+
+def _prompt_messages(row: _Row, columns: dict[str, str]) -> list[_Turn]:
+    # TRL's conversational prompt-completion rows: the prompt is the list of messages before the reply.
+    if row.text(columns["query"], required=False):
+        raise row.error(f"a prompt given as messages takes no {columns['query']!r} field", columns["query"])
+    roles: dict[str, Role] = {role: role for role in OPENAI_ROLES}
+    return _message_list(row, columns["prompt"], "role", "content", roles)
+
+
+def _reply_messages(row: _Row, field: str) -> list[_Turn]:
+    # TRL's conversational completion: the reply as a list of assistant messages (tool calls and results between).
+    roles: dict[str, Role] = {"assistant": "assistant", "tool": "tool"}
+    turns = _message_list(row, field, "role", "content", roles)
+    if turns[-1][0] != "assistant":
+        raise row.error("the reply must end with an assistant message", turns[-1][2])
+    return turns
 
 
 def _sharegpt(row: _Row, columns: dict[str, str], tags: dict[str, str]) -> Conversation:

@@ -7,13 +7,19 @@ The UI process reads only the first rows (`preview`); whatever reads the whole f
 
 from __future__ import annotations
 
+import json
 import os
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from workbench.config import DatasetSpec
-from workbench.data.formats import Conversation
-from workbench.data.loading import LoadedDataset, LoadedExamples, detect_kind, load_for
+from workbench.data import layouts, placeholders
+from workbench.data.formats import DEFAULT_COLUMNS, Conversation, is_pair_row
+from workbench.data.loading import LoadedDataset, LoadedExamples, detect_kind, first_rows, load_for
+from workbench.data.preference import PAIR_COLUMNS
+from workbench.data.prompts import PROMPT_COLUMNS
+from workbench.data.unpaired import label_column
 from workbench.errors import DataError
 
 PREVIEW_ROWS = 8
@@ -36,23 +42,77 @@ def stages_for(kind: str) -> list[str]:
     return [stages.get(n).title for n in stages.names() if stages.get(n).data in SERVES[kind]]
 
 
-def preview(spec: DatasetSpec) -> tuple[LoadedDataset | LoadedExamples, str, list[dict[str, str]]]:
-    """Read and validate the first rows of a dataset, not the rest of the file (light: no tokenizer).
+@dataclass
+class Preview:
+    """What the first rows of a dataset say, read without the rest of the file (light: no tokenizer).
 
-    Returns them loaded (`rows` is None unless the file ends with them: see `count_rows`), its kind, and the rows
-    for a table, each cell cut to PREVIEW_CHARS.
+    `loaded` is None when they cannot be read as the spec says (`error`: an unknown layout, a bad row); `rows`
+    is the table to show, the rows as read, or the fields as they are in the file when they could not be read.
+    `mapping` (role → field) is the columns in use, or a first guess when the layout is unknown.
     """
-    kind = detect_kind(spec)
-    loaded = load_for(kind, spec, first=PREVIEW_ROWS)
+
+    kind: str
+    loaded: LoadedDataset | LoadedExamples | None
+    rows: list[dict[str, str]]
+    fields: list[str]
+    samples: dict[str, str]
+    mapping: dict[str, str]
+    placeholders: list[str]  # found in the first rows (filled in or not)
+    error: DataError | None = None
+    guessed: bool = False  # `mapping` is a guess, not the spec's columns
+
+
+def preview(spec: DatasetSpec, *, system_prompt: str | None = None) -> Preview:
+    """Read the first rows of a dataset, and validate them; raises DataError only when they cannot be read at all
+    (a bad file), so the Data tab can still offer its columns when they are read wrongly."""
+    records = first_rows(spec, PREVIEW_ROWS)
+    fields = [str(name) for name in records[0]] if records and isinstance(records[0], dict) else []
+    samples = {name: _clip(_cell(records[0].get(name)), 80) for name in fields}
+    found = placeholders.find(records)
+    guess = layouts.guess(records)
+    first = {name: True for name in records[0]} if fields else {}  # which fields the first row has
+    raw = [{name: _clip(_cell(record.get(name))) for name in fields} for record in records]
+    del records  # the rows read as they are: let them go before they are read as the spec says
+    kind = "conversations"
+    try:
+        kind = detect_kind(spec)
+        loaded = load_for(kind, spec, first=PREVIEW_ROWS, system_prompt=system_prompt)
+    except DataError as err:
+        guessed = not spec.columns
+        mapping = guess if guessed else dict(spec.columns)
+        return Preview(kind, None, raw, fields, samples, mapping, found, err, guessed)
     if isinstance(loaded, LoadedDataset):
         rows = [_flatten(c) for c in loaded.conversations]
     else:
         rows = [_example_row(e) for e in loaded.examples]
-    return loaded, kind, [{key: _clip(value) for key, value in row.items()} for row in rows]
+    table = [{key: _clip(value) for key, value in row.items()} for row in rows]
+    return Preview(kind, loaded, table, fields, samples, in_use(loaded, kind, first), found)
 
 
-def _clip(value: str) -> str:
-    return value if len(value) <= PREVIEW_CHARS else value[: PREVIEW_CHARS - 1] + "…"
+def in_use(loaded: LoadedDataset | LoadedExamples, kind: str, record: dict[str, Any]) -> dict[str, str]:
+    """The columns a dataset was read with (role → field), for the fields its first row has."""
+    explicit = {k: v for k, v in loaded.columns.items() if k != "kto_tag"}
+    if kind == "pairs" or (kind == "labeled" and is_pair_row(record, loaded.columns)):
+        defaults = PAIR_COLUMNS.get(loaded.format, {})  # type: ignore[call-overload]
+    elif loaded.format == "prompts":
+        defaults = PROMPT_COLUMNS
+    else:
+        defaults = DEFAULT_COLUMNS.get(loaded.format, {})  # type: ignore[call-overload]
+    taken = set(explicit.values())
+    mapping = {k: v for k, v in defaults.items() if v not in taken} | explicit
+    if kind == "labeled" and not is_pair_row(record, loaded.columns):
+        mapping["kto_tag"] = label_column(loaded.columns)
+    return {key: name for key, name in mapping.items() if name and name in record}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _clip(value: str, chars: int = PREVIEW_CHARS) -> str:
+    return value if len(value) <= chars else value[: chars - 1] + "…"
 
 
 def _flatten(conversation: Conversation) -> dict[str, str]:
@@ -89,7 +149,7 @@ def _as_conversations(loaded: LoadedDataset | LoadedExamples) -> list[Conversati
 _last: tuple[tuple, LoadedDataset | LoadedExamples] | None = None
 # What whole reads found, by file version: the Data tab inspects a file again for a new cutoff, and Gradio
 # sometimes fires the same change twice; neither should read a big file again to say the same thing.
-_counted: OrderedDict[tuple, int | DataError] = OrderedDict()
+_counted: OrderedDict[tuple, Counted | DataError] = OrderedDict()
 _COUNTED_KEPT = 32
 
 
@@ -110,8 +170,17 @@ def _load_whole(spec: DatasetSpec, *, keep: bool) -> LoadedDataset | LoadedExamp
     return loaded
 
 
-def count_rows(spec: DatasetSpec) -> int:
-    """Read and validate every row of a dataset, as training will; returns how many rows the file holds.
+@dataclass(frozen=True)
+class Counted:
+    """What reading a whole dataset found: how many rows the file holds, and the placeholders left without a
+    value anywhere in it."""
+
+    rows: int
+    unfilled: list[str]
+
+
+def count_rows(spec: DatasetSpec) -> Counted:
+    """Read and validate every row of a dataset, as training will.
 
     Reads the whole file into memory: the UI calls it in its helper process.
     """
@@ -119,7 +188,9 @@ def count_rows(spec: DatasetSpec) -> int:
     found = _counted.get(version) if version is not None else None
     if found is None:
         try:
-            found = _load_whole(spec, keep=True).rows
+            loaded = _load_whole(spec, keep=True)
+            examples = loaded.conversations if isinstance(loaded, LoadedDataset) else loaded.examples
+            found = Counted(loaded.rows or 0, placeholders.found_in(examples))
         except DataError as err:
             # A copy without the traceback, whose frames would keep the whole file's rows alive.
             found = DataError(err.reason, file=err.file, row=err.row, field=err.field)
@@ -133,12 +204,16 @@ def count_rows(spec: DatasetSpec) -> int:
     return found
 
 
-def inspect_tokens(spec: DatasetSpec, model: str, cutoff_len: int, train_on_prompt: bool) -> dict[str, Any]:
-    """Encode the whole dataset as training will; returns stats and the first example split into spans."""
+def inspect_tokens(
+    spec: DatasetSpec, model: str, cutoff_len: int, train_on_prompt: bool, system_prompt: str | None = None
+) -> dict[str, Any]:
+    """Encode the whole dataset as training will (with the run's system prompt); returns stats and the first
+    example split into spans."""
     from workbench import models
     from workbench.data.encoding import IGNORE_INDEX, encode_conversations
+    from workbench.data.loading import add_system_prompt
 
-    loaded = _load_whole(spec, keep=False)
+    loaded = add_system_prompt(_load_whole(spec, keep=False), system_prompt)
     tokenizer = models.load_tokenizer(models.resolve(model))
     encoded = encode_conversations(
         _as_conversations(loaded), tokenizer, cutoff_len=cutoff_len, train_on_prompt=train_on_prompt

@@ -5,15 +5,25 @@ or prompts (GRPO, RLOO)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from workbench.config import DataConfig, DatasetSpec
+from workbench.data import placeholders
 from workbench.data.dataset_info import INFO_FILE, is_dataset_info, resolve_entry
-from workbench.data.formats import Conversation, Format, convert_records, detect_format
+from workbench.data.formats import (
+    Conversation,
+    Format,
+    UnknownLayout,
+    convert_records,
+    detect_layout,
+    is_pair_row,
+    with_system,
+)
 from workbench.data.head import Head, read_head
-from workbench.data.preference import PairFormat, PreferencePair, convert_pairs, detect_pair_format, is_preference
+from workbench.data.preference import PairFormat, PreferencePair, convert_pairs, detect_pair_format
 from workbench.data.prompts import PromptItem, convert_prompts, detect_prompt_layout
 from workbench.data.reading import read_records
 from workbench.data.unpaired import LabeledExample, convert_labeled, detect_labeled_format, label_column, unpair
@@ -26,7 +36,8 @@ class LoadedDataset:
 
     `path` is the data file actually read (the one a dataset_info.json entry names), `rows` the number of rows in
     it before `max_samples` (None when only its first rows were read and it goes on), and `format`, `columns`
-    and `tags` how it was read: with them, the file alone describes the dataset (see `store.freeze_spec`).
+    (the mapping given, and the names of a recognised layout) and `tags` how it was read: with them, the file
+    alone describes the dataset (see `store.freeze_spec`). Placeholders are filled with the spec's values.
     """
 
     path: Path
@@ -50,8 +61,9 @@ def load_conversations(spec: DatasetSpec, *, first: int | None = None) -> Loaded
         )
     format, columns, tags = source.format, source.columns, source.tags
     if format == "auto":
-        format = detect_format(source.used, source.path.name, columns=columns, tags=tags)
+        format, columns = detect_layout(source.used, source.path.name, columns=columns, tags=tags)
     conversations = convert_records(source.used, format, file=source.path.name, columns=columns, tags=tags)
+    conversations = placeholders.fill_examples(conversations, spec.fill)
     return LoadedDataset(source.path, format, conversations, source.rows, columns, tags)
 
 
@@ -93,6 +105,7 @@ class _Source:
     columns: dict[str, str]
     tags: dict[str, str]
     ranking: bool | None  # what the entry says; None without dataset_info.json
+    fill: dict[str, str]  # placeholder values
     first: int | None = None  # read only this many rows from the start of the file (a preview)
 
     @classmethod
@@ -105,7 +118,7 @@ class _Source:
             # Settings in the spec override the entry's, so one entry can be read a little differently.
             format = entry.format if format == "auto" else format
             columns, tags = {**entry.columns, **columns}, {**entry.tags, **tags}
-        return cls(path, spec.max_samples, format, columns, tags, ranking, first)
+        return cls(path, spec.max_samples, format, columns, tags, ranking, dict(spec.fill), first)
 
     @cached_property
     def _head(self) -> Head | None:
@@ -125,13 +138,21 @@ class _Source:
         """The rows within max_samples."""
         return self.records[: self.max_samples] if self.max_samples else self.records
 
-    def loaded(self, format: str, examples: list) -> LoadedExamples:
-        return LoadedExamples(self.path, format, examples, self.rows, self.columns, self.tags)
+    def loaded(self, format: str, examples: list, columns: dict[str, str] | None = None) -> LoadedExamples:
+        """The examples, their placeholders filled; `columns`: the mapping they were read with, if not the spec's."""
+        examples = placeholders.fill_examples(examples, self.fill)
+        return LoadedExamples(self.path, format, examples, self.rows, columns or self.columns, self.tags)
 
     def has_pairs(self) -> bool:
         if self.ranking is not None:
             return self.ranking
-        return bool(self.used) and isinstance(self.used[0], dict) and is_preference(self.used[0], self.columns)
+        return bool(self.used) and isinstance(self.used[0], dict) and is_pair_row(self.used[0], self.columns)
+
+
+def first_rows(spec: DatasetSpec, rows: int) -> list:
+    """The first `rows` records of a dataset's file as they are (through its dataset_info.json entry, if any)."""
+    source = _Source.resolve(spec, rows)
+    return source.used
 
 
 def load_pairs(spec: DatasetSpec, *, first: int | None = None) -> LoadedExamples:
@@ -150,14 +171,14 @@ def load_labeled(spec: DatasetSpec, *, first: int | None = None) -> LoadedExampl
     """Replies labelled desirable or not (KTO): labelled conversations, or preference pairs split in two."""
     source = _Source.resolve(spec, first)
     if source.has_pairs():
-        pairs = load_pairs(spec, first=first)
-        return source.loaded(pairs.format, unpair(pairs.pairs))
+        pairs = load_pairs(spec, first=first)  # filled already
+        return dataclasses.replace(pairs, examples=unpair(pairs.pairs))
     file = source.path.name
-    format = source.format
+    format, columns = source.format, source.columns
     if format == "auto":
-        format = detect_labeled_format(source.used, file, source.columns, source.tags)
-    examples = convert_labeled(source.used, format, file=file, columns=source.columns, tags=source.tags)
-    return source.loaded(format, examples)
+        format, columns = detect_labeled_format(source.used, file, columns, source.tags)
+    examples = convert_labeled(source.used, format, file=file, columns=columns, tags=source.tags)
+    return source.loaded(format, examples, columns)
 
 
 def load_prompts(spec: DatasetSpec, *, first: int | None = None) -> LoadedExamples:
@@ -169,11 +190,11 @@ def load_prompts(spec: DatasetSpec, *, first: int | None = None) -> LoadedExampl
             "this is preference data (chosen/rejected); RL stages need prompts (a `prompt` column, or "
             "conversations whose last reply is the reference answer)", file=file, row=1,
         )  # fmt: skip
-    layout = source.format
+    layout, columns = source.format, source.columns
     if layout == "auto":
-        layout = detect_prompt_layout(source.used, file, source.columns, source.tags)
-    items = convert_prompts(source.used, layout, file=file, columns=source.columns, tags=source.tags)
-    return source.loaded(layout, items)
+        layout, columns = detect_prompt_layout(source.used, file, columns, source.tags)
+    items = convert_prompts(source.used, layout, file=file, columns=columns, tags=source.tags)
+    return source.loaded(layout, items, columns)
 
 
 LOADERS = {"pairs": load_pairs, "labeled": load_labeled, "prompts": load_prompts}
@@ -195,20 +216,45 @@ def detect_kind(spec: DatasetSpec) -> str:
     first = source.used[0] if source.used and isinstance(source.used[0], dict) else {}
     if label_column(source.columns) in first:
         return "labeled"
-    replies = {source.columns.get("response", "output"), source.columns.get("messages", "messages"), "conversations"}
-    if source.columns.get("prompt", "prompt") in first and not replies & set(first):
+    if source.columns.get("prompt", "prompt") in first and not _has_reply(first, source):
         return "prompts"
     return "conversations"
 
 
-def load_for(kind: str, spec: DatasetSpec, *, first: int | None = None) -> LoadedDataset | LoadedExamples:
+def _has_reply(record: dict, source: _Source) -> bool:
+    """Whether a row reads as a conversation (a prompt and its reply), not a prompt alone."""
+    try:
+        detect_layout([record], source.path.name, columns=source.columns, tags=source.tags)
+    except UnknownLayout:
+        return False
+    return True
+
+
+def load_for(
+    kind: str, spec: DatasetSpec, *, first: int | None = None, system_prompt: str | None = None
+) -> LoadedDataset | LoadedExamples:
     """Load a dataset as the kind of data a stage trains on; only its `first` rows if given (for a preview: the
-    file is read no further than those rows, and `rows` is None unless the file ends with them)."""
+    file is read no further than those rows, and `rows` is None unless the file ends with them). Conversations
+    without a system message get `system_prompt`, if given."""
     if kind == "conversations":
-        return load_conversations(spec, first=first)
-    return LOADERS[kind](spec, first=first)
+        loaded = load_conversations(spec, first=first)
+    else:
+        loaded = LOADERS[kind](spec, first=first)
+    return add_system_prompt(loaded, system_prompt)
+
+
+def add_system_prompt(
+    loaded: LoadedDataset | LoadedExamples, system_prompt: str | None
+) -> LoadedDataset | LoadedExamples:
+    """Every conversation (every example's prompt) that has no system message starts with `system_prompt`."""
+    if not system_prompt:
+        return loaded
+    if isinstance(loaded, LoadedDataset):
+        return dataclasses.replace(loaded, conversations=[with_system(c, system_prompt) for c in loaded.conversations])
+    examples = [dataclasses.replace(e, prompt=with_system(e.prompt, system_prompt)) for e in loaded.examples]
+    return dataclasses.replace(loaded, examples=examples)
 
 
 def load_all(config: DataConfig) -> list[LoadedDataset]:
-    """Load every dataset of a data config, in order."""
-    return [load_conversations(spec) for spec in config.datasets]
+    """Load every dataset of a data config, in order, with the config's system prompt."""
+    return [add_system_prompt(load_conversations(spec), config.system_prompt) for spec in config.datasets]

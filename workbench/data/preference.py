@@ -16,7 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from workbench.data.formats import DEFAULT_COLUMNS, DEFAULT_TAGS, Conversation, convert_records
+from workbench.data.formats import (
+    DEFAULT_COLUMNS,
+    DEFAULT_TAGS,
+    Conversation,
+    check_distinct,
+    convert_records,
+    is_pair_row,
+)
 from workbench.data.reading import describe_value
 from workbench.errors import DataError
 
@@ -48,11 +55,6 @@ class PreferencePair:
         }
 
 
-def is_preference(record: dict[str, Any], columns: dict[str, str] | None = None) -> bool:
-    columns = columns or {}
-    return columns.get("chosen", "chosen") in record and columns.get("rejected", "rejected") in record
-
-
 def detect_pair_format(
     records: Sequence[dict[str, Any]], file: str, columns: dict[str, str] | None = None
 ) -> PairFormat:
@@ -62,7 +64,7 @@ def detect_pair_format(
         raise DataError("has no rows", file=file)
     first = records[0]
     chosen_key = columns.get("chosen", "chosen")
-    if not is_preference(first, columns):
+    if not is_pair_row(first, columns):
         keys = ", ".join(first) or "(none)"
         raise DataError(f"{NEEDS} (row 1 has: {keys})", file=file, row=1)
     if columns.get("messages", "conversations") in first and isinstance(first[chosen_key], dict):
@@ -89,6 +91,7 @@ def convert_pairs(
             file=file,
             field=f"columns.{unknown[0]}",
         )
+    check_distinct({k: v for k, v in (columns or {}).items() if k in PAIR_COLUMNS[format]}, file)
     names = {**PAIR_COLUMNS[format], **(columns or {})}
     return [_pair(record, index + 1, format, names, tags or {}, file) for index, record in enumerate(records)]
 

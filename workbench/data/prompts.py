@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from workbench.data.formats import Conversation, convert_records, detect_format
+from workbench.data.formats import Conversation, UnknownLayout, convert_records, detect_layout
 from workbench.data.reading import describe_value
 from workbench.errors import DataError
 
@@ -33,17 +33,20 @@ class PromptItem:
 
 def detect_prompt_layout(
     records: Sequence[dict[str, Any]], file: str, columns: dict[str, str], tags: dict[str, str]
-) -> PromptLayout:
+) -> tuple[PromptLayout, dict[str, str]]:
+    """The layout of prompt rows and the columns to read them with: conversations (a prompt and its reply, the
+    reply becoming the reference answer), else a prompt column alone."""
     if not records:
         raise DataError("has no rows", file=file)
     first = records[0]
-    if isinstance(first, dict) and columns.get("prompt", "prompt") in first:
-        return "prompts"
+    conversation = {k: v for k, v in columns.items() if k != "answer"}
     try:
-        return detect_format(records, file, columns=columns, tags=tags)
-    except DataError as err:
+        return detect_layout(records, file, columns=conversation, tags=tags)
+    except UnknownLayout as err:
+        if isinstance(first, dict) and columns.get("prompt", "prompt") in first:
+            return "prompts", columns
         keys = ", ".join(first) if isinstance(first, dict) and first else "(none)"
-        raise DataError(f"{NEEDS} (row 1 has: {keys})", file=file, row=1, field="prompt") from err
+        raise UnknownLayout(f"{NEEDS} (row 1 has: {keys})", file=file, fields=err.fields, field="prompt") from None
 
 
 def convert_prompts(

@@ -81,4 +81,5 @@ def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | LoadedExamples | None
         columns=loaded.columns,
         tags=loaded.tags,
         max_samples=spec.max_samples,
+        fill=spec.fill,
     )

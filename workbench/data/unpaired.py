@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.data.formats import Conversation, Format, convert_records, detect_format
+from workbench.data.formats import Conversation, Format, UnknownLayout, convert_records, detect_layout
 from workbench.data.preference import PreferencePair
 from workbench.data.reading import describe_value
 from workbench.errors import DataError
@@ -72,13 +72,18 @@ def convert_labeled(
 
 def detect_labeled_format(
     records: Sequence[dict[str, Any]], file: str, columns: dict[str, str], tags: dict[str, str]
-) -> Format:
-    """The supervised format of labelled rows, after checking the first row has its label."""
+) -> tuple[Format, dict[str, str]]:
+    """The supervised format of labelled rows and the columns to read them with (the label's too), after
+    checking the first row has its label."""
     if records and isinstance(records[0], dict) and label_column(columns) not in records[0]:
         keys = ", ".join(records[0]) or "(none)"
         raise DataError(f"{NEEDS} (row 1 has: {keys})", file=file, row=1, field=label_column(columns))
     known = {k: v for k, v in columns.items() if k != "kto_tag"}
-    return detect_format(records, file, columns=known, tags=tags)
+    try:
+        format, found = detect_layout(records, file, columns=known, tags=tags)
+    except UnknownLayout as err:
+        raise UnknownLayout(f"{NEEDS}; {err.reason}", file=file, fields=err.fields) from None
+    return format, {**columns, **found}
 
 
 def unpair(pairs: Sequence[PreferencePair]) -> list[LabeledExample]:

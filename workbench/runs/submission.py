@@ -6,7 +6,7 @@ a run can always be reproduced from its frozen config.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from workbench import data, models, stages
 from workbench.config import RunConfig
@@ -22,19 +22,22 @@ def submit(
     device: str | None = None,
     env: Mapping[str, str] | None = None,
     queue: RunQueue | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Job:
     """Queue a run of `config` (and start it when the queue is free); ConfigError lists every problem at once.
 
     `device` is where it will train ("cpu", "cuda", "mps"; detected when None, which imports torch: the UI
     passes what its helper process found). The worker runs with `env` (default: this process's environment).
+    `warn` is told, before the run is queued, what it will train that is likely not meant (placeholders left
+    without a value).
     """
     env = dict(os.environ if env is None else env)
     preflight.refuse(preflight.problems(config, device or preflight.this_device(), env))
-    frozen = freeze(config)
+    frozen = freeze(config, warn)
     return (queue or RunQueue()).submit(frozen, env=env)
 
 
-def freeze(config: RunConfig) -> RunConfig:
+def freeze(config: RunConfig, warn: Callable[[str], None] | None = None) -> RunConfig:
     """The config with each dataset replaced by its stored, self-contained copy; ConfigError lists all problems."""
     problems: list[FieldProblem] = []
     model_problem = models.check_model_ref(config.model.name_or_path)
@@ -58,6 +61,13 @@ def freeze(config: RunConfig) -> RunConfig:
         problems.append(FieldProblem("model.parent_run", parent))
     if problems:
         raise ConfigError(problems)
+    for i, ds in enumerate(loaded):
+        unfilled = data.placeholders.found_in(ds.conversations if isinstance(ds, data.LoadedDataset) else ds.examples)
+        if unfilled and warn is not None:
+            names = ", ".join(f"{{{{{name}}}}}" for name in unfilled)
+            example = f"--set data.datasets.{i}.fill.{unfilled[0]}=VALUE"
+            warn(f"data.datasets.{i}: {ds.path.name} has placeholders without a value ({names}); the model will "
+                 f"learn them as written. Give their values with data.datasets.{i}.fill ({example}).")  # fmt: skip
     config = chaining.inherit(config)
     frozen = [data.freeze_spec(spec, ds) for spec, ds in zip(config.data.datasets, loaded, strict=True)]
     return config.model_copy(update={"data": config.data.model_copy(update={"datasets": frozen})})

@@ -251,7 +251,7 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
     if kind != "conversations":
         from datasets import Dataset
 
-        loaded = [data.load_for(kind, spec) for spec in config.data.datasets]
+        loaded = [data.load_for(kind, spec, system_prompt=config.data.system_prompt) for spec in config.data.datasets]
         rows = [row for ds in loaded for row in ds.trl_rows()]
         files.write_status(data_stats={"rows": len(rows), "kind": data.loading.KIND_NAMES[kind]})
         dataset = Dataset.from_list(rows)  # TRL applies the chat template and cuts to cutoff_len itself

@@ -38,8 +38,9 @@ def build_app() -> gr.Blocks:
                 chat = chat_tab.build()
             with gr.Tab("Export", id="export"):
                 export = export_tab.build()
-        data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], data_shown)
-        train_tab.wire(train, data["dataset"], data["outputs"][-1], tabs, runs["selector"], train_shown)
+        data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], train["system_prompt"],
+                      data_shown)  # fmt: skip
+        train_tab.wire(train, data["dataset"], data["stats"], tabs, runs["selector"], train_shown)
         runs_tab.wire(runs)
         chat_tab.wire(chat)
         export_tab.wire(export)

@@ -1,23 +1,38 @@
-"""The Data tab: upload a file or pick a sample; see its format, rows, a rendered example and token statistics."""
+"""The Data tab: upload a file or pick a sample; see its kind, columns, rows, a rendered example and token
+statistics; say which field is which where the columns are not recognised, and fill in placeholders."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
+from pydantic import ValidationError
 
 from workbench import access, ratings
 from workbench.access import SAMPLES
 from workbench.config import DatasetSpec
-from workbench.data.inspect import PREVIEW_ROWS, count_rows, inspect_tokens, preview, stages_for
+from workbench.data import layouts
+from workbench.data.formats import UnknownLayout
+from workbench.data.inspect import PREVIEW_ROWS, Preview, count_rows, inspect_tokens, preview, stages_for
 from workbench.data.loading import KIND_NAMES
 from workbench.errors import WorkbenchError
 from workbench.ui import background
 
 SUPPORTED = list(access.DATASET_SUFFIXES)
 SPAN_COLORS = {"trained": "#16a34a", "prompt (masked)": "#9ca3af"}
+# The columns form offers a role for this many fields; more are mapped in the YAML.
+MAX_COLUMNS = 12
+MAX_PLACEHOLDERS = 6
+ROLE_CHOICES = [("not used", ""), *((title, key) for key, title in layouts.ROLES.items())]
+# What `inspect` updates, in the order of the tab's "outputs"; `role<i>` and `fill<i>` are the form's fields.
+OUTPUT_NAMES = (
+    "shown", "summary", "error", "table", "example", "histogram", "stats_md", "stats", "columns_box",
+    *(f"role{i}" for i in range(MAX_COLUMNS)), "columns_more", "field_names", "fill_box",
+    *(f"fill{i}" for i in range(MAX_PLACEHOLDERS)), "fill_names",
+)  # fmt: skip
 
 
 def sample_files() -> list[str]:
@@ -37,8 +52,8 @@ def dataset_choices() -> list[tuple[str, str]]:
 
 
 def build() -> dict[str, Any]:
-    """Render the tab; returns the components other tabs read (the chosen dataset, kept on the server, and its
-    stats)."""
+    """Render the tab; returns the components other tabs read: the chosen dataset (kept on the server: its path,
+    columns and placeholder values) and its stats."""
     with gr.Row():
         upload = gr.File(label="Upload a dataset", file_types=SUPPORTED, type="filepath", elem_id="data-upload")
         with gr.Column():
@@ -54,6 +69,32 @@ def build() -> dict[str, Any]:
             shown = gr.Textbox(label="Dataset file", interactive=False, elem_id="data-path")
             summary = gr.Markdown(elem_id="data-summary")
     error = gr.Markdown(elem_id="data-error")
+    with gr.Accordion("Columns: which field is which", open=False, visible=False, elem_id="data-columns") as box:
+        gr.Markdown(
+            "Each field of the rows plays a role in the conversation the model learns from, or none. The choice "
+            "goes into the run config (`data.datasets.0.columns`)."
+        )
+        roles = []
+        for start in range(0, MAX_COLUMNS, 4):
+            with gr.Row():
+                roles += [
+                    gr.Dropdown(
+                        ROLE_CHOICES, value="", label=f"field {i + 1}", visible=False, elem_id=f"data-role-{i}"
+                    )
+                    for i in range(start, start + 4)
+                ]
+        columns_more = gr.Markdown()
+        apply_columns = gr.Button("Use these columns", elem_id="data-columns-apply")
+    with gr.Group(visible=False, elem_id="data-placeholders") as fill_box:
+        gr.Markdown(
+            "**Placeholders in the data.** Give their values: they are filled into every row, in the preview, in "
+            "training and in the run config (`data.datasets.0.fill`). Left empty, the model learns them as written."
+        )
+        with gr.Row():
+            fills = [
+                gr.Textbox(label=f"placeholder {i + 1}", visible=False, elem_id=f"data-fill-{i}")
+                for i in range(MAX_PLACEHOLDERS)
+            ]
     table = gr.Dataframe(label="First rows", wrap=True, max_height=320, elem_id="data-preview")
     example = gr.HighlightedText(
         label="First example as the model sees it: green tokens are trained, grey ones are masked",
@@ -65,65 +106,182 @@ def build() -> dict[str, Any]:
         histogram = gr.BarPlot(x="tokens", y="rows", title="Token lengths", height=240, elem_id="data-histogram")
         stats_md = gr.Markdown(elem_id="data-stats")
     stats = gr.State({})
-    dataset = gr.State("")  # the chosen file's path, set by the upload and the picker, never sent by the browser
+    # The chosen dataset as a spec ({"path", "columns", "fill"}), set by the upload, the picker, the columns form
+    # and the placeholders; the path never comes from the browser.
+    dataset = gr.State({})
+    field_names = gr.State([])  # the fields the role dropdowns stand for, in order
+    # What the value boxes show: the file, its placeholders and the values in use. While these stay the same, the
+    # boxes are left as they are (a box being typed in is not reset when the value typed before it comes in).
+    fill_names = gr.State({})
+    outputs = [shown, summary, error, table, example, histogram, stats_md, stats, box, *roles, columns_more,
+               field_names, fill_box, *fills, fill_names]  # fmt: skip
     return {
         "upload": upload,
         "sample": sample,
         "dataset": dataset,
-        "outputs": [shown, summary, error, table, example, histogram, stats_md, stats],
+        "stats": stats,
+        "error": error,
+        "roles": roles,
+        "apply_columns": apply_columns,
+        "field_names": field_names,
+        "fills": fills,
+        "fill_names": fill_names,
+        "outputs": outputs,
     }
 
 
-def wire(
-    tab: dict[str, Any], model: gr.components.Component, cutoff: gr.components.Component, train_on_prompt, shown
-) -> None:
-    """Inspect whenever the file, the model or the cutoff changes; `shown` (the tab) refreshes the datasets."""
-    inputs = [tab["dataset"], model, cutoff, train_on_prompt]
-    tab["upload"].upload(lambda f: f or "", tab["upload"], tab["dataset"], api_visibility="private")
+def wire(tab: dict[str, Any], model, cutoff, train_on_prompt, system_prompt, shown) -> None:
+    """Inspect whenever the dataset (its file, columns or placeholder values), the model, the cutoff or the system
+    prompt changes; `shown` (the tab) refreshes the datasets."""
+    inputs = [tab["dataset"], model, cutoff, train_on_prompt, system_prompt, tab["fill_names"]]
+    tab["upload"].upload(lambda f: {"path": f} if f else {}, tab["upload"], tab["dataset"], api_visibility="private")
     tab["sample"].change(listed, tab["sample"], tab["dataset"], api_visibility="private")
     shown.select(lambda: gr.update(choices=dataset_choices()), None, tab["sample"], api_visibility="private")
-    tab["dataset"].change(inspect, inputs, tab["outputs"], api_visibility="private")
-    cutoff.blur(inspect, inputs, tab["outputs"], api_visibility="private")
+    # One inspection at a time, the latest last: a slow earlier one (a file read before its placeholders were
+    # filled in) must not overwrite what the newer one shows.
+    gr.on(
+        [tab["dataset"].change, cutoff.blur, system_prompt.blur],
+        inspect,
+        inputs,
+        tab["outputs"],
+        concurrency_limit=1,
+        trigger_mode="always_last",
+        api_visibility="private",
+    )
+    tab["apply_columns"].click(
+        use_columns,
+        [tab["dataset"], tab["field_names"], *tab["roles"]],
+        [tab["dataset"], tab["error"]],
+        api_visibility="private",
+    )
+    fill_inputs = [tab["dataset"], tab["fill_names"], *tab["fills"]]
+    fill_outputs = [tab["dataset"], tab["fill_names"]]
+    for box in tab["fills"]:
+        # On leaving the box (or Enter), not on each key: each change reads the data again.
+        box.blur(use_fill, fill_inputs, fill_outputs, api_visibility="private")
+        box.submit(use_fill, fill_inputs, fill_outputs, api_visibility="private")
 
 
-def listed(key: str | None) -> str:
-    """The path of a picked dataset (the picker only offers listed keys; Gradio refuses any other value)."""
+def listed(key: str | None) -> dict[str, str]:
+    """The dataset of a picked key (the picker only offers listed keys; Gradio refuses any other value)."""
     path = listed_datasets().get(key or "")
-    return str(path) if path else ""
+    return {"path": str(path)} if path else {}
 
 
-def inspect(path: str, model: str, cutoff: float, train_on_prompt: bool):
+def use_columns(dataset: dict[str, Any], field_names: list[str], *roles: str) -> tuple[Any, str]:
+    """The dataset read with the roles chosen in the columns form (an updated spec), or why they cannot be."""
+    if not dataset.get("path"):
+        return gr.update(), ""
+    columns: dict[str, str] = {}
+    for field, role in zip(field_names, roles, strict=False):
+        if not role:
+            continue
+        if role in columns:
+            title = layouts.ROLES.get(role, role)
+            return gr.update(), f"**Two fields are the {title}: {columns[role]} and {field}.** A role takes one field."
+        columns[role] = field
+    # A field left unused whose name a role takes by default (alpaca's `input`, `system`) is switched off.
+    columns.update({key: "" for key, name in layouts.OPTIONAL_DEFAULTS.items() if key not in columns
+                    and name in field_names and name not in columns.values()})  # fmt: skip
+    spec = {k: v for k, v in dataset.items() if k not in ("columns", "format")}  # the roles say the format
+    return {**spec, "columns": columns} if columns else spec, ""
+
+
+def use_fill(dataset: dict[str, Any], fill_names: dict[str, Any], *values: str) -> tuple[dict, dict]:
+    """The dataset with the placeholder values typed in (empty boxes give none), and what the boxes show now."""
+    if not dataset.get("path"):
+        return dataset, fill_names
+    names = fill_names.get("names", [])
+    fill = {name: value.strip() for name, value in zip(names, values, strict=False) if value and value.strip()}
+    spec = {k: v for k, v in dataset.items() if k != "fill"}
+    return ({**spec, "fill": fill} if fill else spec), {**fill_names, "values": fill}
+
+
+def inspect(
+    dataset: dict[str, Any],
+    model: str,
+    cutoff: float,
+    train_on_prompt: bool,
+    system_prompt: str | None,
+    fill_names: dict[str, Any] | None = None,
+):
+    """The tab's outputs, step by step (see `inspect_steps`)."""
+    for step in inspect_steps(dataset, model, cutoff, train_on_prompt, system_prompt, fill_names):
+        yield tuple(_expand(step).get(name, gr.update()) for name in OUTPUT_NAMES)
+
+
+def _expand(step: dict[str, Any]) -> dict[str, Any]:
+    # "roles" and "fills" stand for the form's fields, one update each.
+    step = dict(step)
+    for group, count in (("roles", MAX_COLUMNS), ("fills", MAX_PLACEHOLDERS)):
+        if group in step:
+            step.update({f"{group[:-1]}{i}": update for i, update in zip(range(count), step.pop(group), strict=True)})
+    return step
+
+
+def inspect_steps(
+    dataset: dict[str, Any],
+    model: str,
+    cutoff: float,
+    train_on_prompt: bool,
+    system_prompt: str | None = None,
+    fill_names: dict[str, Any] | None = None,
+) -> Iterator[dict[str, Any]]:
     """The first rows at once (read here, whatever the file's size), then from the helper process, which reads
-    the whole file: every row checked and counted, then token statistics."""
-    empty = gr.update()
-    if not path:
-        yield "", "", "", None, None, None, "", {}
+    the whole file: every row checked and counted, then token statistics. Each step is a dict of output names
+    (OUTPUT_NAMES; "roles" and "fills" for the form's fields) to values; names left out keep their value.
+    `fill_names` is what the placeholder boxes stand for now."""
+    cleared = {"shown": "", "summary": "", "table": None, "example": None, "histogram": None, "stats_md": "",
+               "stats": {}, **_columns_form(None), **_fill_form("", [], {})}  # fmt: skip
+    showing = fill_names or {}
+    if not dataset or not dataset.get("path"):
+        yield {**cleared, "error": ""}
         return
     try:
         # The dataset comes from the server's own state; checked again so no path reaches the readers unchecked.
-        path = str(access.readable_dataset(path))
+        path = str(access.readable_dataset(dataset["path"]))
+        spec = DatasetSpec(**{**dataset, "path": path})
     except WorkbenchError as err:
-        yield "", "", f"**{err}**", None, None, None, "", {}
+        yield {**cleared, "error": f"**{err}**"}
+        return
+    except ValidationError as err:
+        yield {**cleared, "error": f"**Cannot use these settings:** {err.errors()[0]['msg']}"}
         return
     name = Path(path).name
-    spec = DatasetSpec(path=path)
+    system_prompt = system_prompt or None
     try:
-        loaded, kind, rows = preview(spec)
+        seen = preview(spec, system_prompt=system_prompt)
     except WorkbenchError as err:
-        yield name, "", f"**Cannot use this file.** {err}", None, None, None, "", {}
+        yield {**cleared, "shown": name, "error": f"**Cannot use this file.** {err}"}
         return
-    summary = _summary(path, loaded.format, kind, loaded.rows)
-    yield name, summary, "", pd.DataFrame(rows), empty, empty, "Reading every row…", empty
+    form = {**_columns_form(seen), **_fill_form(path, seen.placeholders, spec.fill, showing)}
+    if seen.loaded is None:
+        yield {**cleared, **form, "shown": name, "summary": f"**{name}**", "error": _problem(seen),
+               "table": pd.DataFrame(seen.rows)}  # fmt: skip
+        return
+    summary = _summary(name, seen, seen.loaded.format, seen.loaded.rows)
+    empty = gr.update()
+    yield {**form, "shown": name, "summary": summary, "error": "", "table": pd.DataFrame(seen.rows),
+           "example": empty, "histogram": empty, "stats_md": "Reading every row…"}  # fmt: skip
     try:
-        summary = _summary(path, loaded.format, kind, background.call(count_rows, spec))
+        counted = background.call(count_rows, spec)
     except WorkbenchError as err:  # a row past the first ones
-        yield name, summary, f"**Cannot use this file.** {err}", empty, None, None, "", {}
+        yield {"error": f"**Cannot use this file.** {err}", "example": None, "histogram": None, "stats_md": "",
+               "stats": {}}  # fmt: skip
         return
-    yield name, summary, "", empty, empty, empty, "Counting tokens…", empty
+    found = list(dict.fromkeys([*seen.placeholders, *counted.unfilled]))
+    more = _fill_form(path, found, spec.fill, showing) if found != seen.placeholders else {}  # past the first rows
+    yield {
+        **more,
+        "summary": _summary(name, seen, seen.loaded.format, counted.rows),
+        "error": "",
+        "stats_md": "Counting tokens…",
+    }
     try:
-        result = background.call(inspect_tokens, spec, model, int(cutoff), bool(train_on_prompt))
+        result = background.call(inspect_tokens, spec, model, int(cutoff), bool(train_on_prompt), system_prompt)
     except WorkbenchError as err:
-        yield name, summary, f"**Cannot tokenize this file.** {err}", empty, None, None, "", {}
+        yield {"error": f"**Cannot tokenize this file.** {err}", "example": None, "histogram": None,
+               "stats_md": "", "stats": {}}  # fmt: skip
         return
     s = result["stats"]
     edges, counts = s["histogram_edges"], s["histogram_counts"]
@@ -136,12 +294,64 @@ def inspect(path: str, model: str, cutoff: float, train_on_prompt: bool):
         f"**{truncated:.1%}** cut at {s['cutoff_len']} tokens · {s['dropped_rows']} dropped (nothing left to train) · "
         f"{s['trained_tokens']:,} of {s['total_tokens']:,} tokens trained"
     )
-    yield name, summary, "", empty, result["example"], bars, text, {**s, "kind": kind}
+    stats = {**s, "kind": seen.kind, "placeholders": found}
+    yield {"error": "", "example": result["example"], "histogram": bars, "stats_md": text, "stats": stats}
 
 
-def _summary(path: str, format: str, kind: str, rows: int | None) -> str:
+def _problem(seen: Preview) -> str:
+    if isinstance(seen.error, UnknownLayout):
+        fields = ", ".join(seen.fields) or "(none)"
+        guess = " (a first guess is filled in)" if seen.guessed else ""
+        return (
+            f"**Which field is which?** These columns are not a layout the workbench knows ({fields}). Choose a "
+            f"role for each under *Columns*{guess} and press **Use these columns**."
+        )
+    return f"**Cannot use this file.** {seen.error}  \nCheck the roles under *Columns*."
+
+
+def _columns_form(seen: Preview | None) -> dict[str, Any]:
+    """The columns form for a dataset: one role per field, open when the roles need a person's word."""
+    fields = seen.fields if seen is not None else []
+    role_of = {field: key for key, field in seen.mapping.items()} if seen is not None else {}
+    roles = [
+        gr.update(
+            visible=True,
+            label=fields[i],
+            info=f"e.g. {seen.samples[fields[i]]}" if seen else None,
+            value=role_of.get(fields[i], ""),
+        )  # fmt: skip
+        if i < len(fields)
+        else gr.update(visible=False, value="")
+        for i in range(MAX_COLUMNS)
+    ]
+    more = len(fields) - MAX_COLUMNS
+    return {
+        "columns_box": gr.update(visible=bool(fields), open=seen is not None and seen.loaded is None),
+        "roles": roles,
+        "columns_more": f"{more} more fields are not shown here: map them in the YAML." if more > 0 else "",
+        "field_names": fields[:MAX_COLUMNS],
+    }
+
+
+def _fill_form(path: str, names: list[str], values: dict[str, str], showing: dict | None = None) -> dict[str, Any]:
+    """A value box for each placeholder found (the first MAX_PLACEHOLDERS), unless the boxes show them already."""
+    shown = names[:MAX_PLACEHOLDERS]
+    now = {"path": path, "names": shown, "values": values}
+    if showing == now:
+        return {}
+    boxes = [
+        gr.update(visible=True, label=f"{{{{{shown[i]}}}}}", value=values.get(shown[i], ""))
+        if i < len(shown)
+        else gr.update(visible=False, value="")
+        for i in range(MAX_PLACEHOLDERS)
+    ]
+    return {"fill_box": gr.update(visible=bool(shown)), "fills": boxes, "fill_names": now}
+
+
+def _summary(name: str, seen: Preview, format: str, rows: int | None) -> str:
     counted = f"**{rows:,}** rows" if rows is not None else f"first {PREVIEW_ROWS} rows shown, counting the rest…"
+    columns = f"  \nColumns: {layouts.describe(seen.mapping)}" if seen.mapping else ""
     return (
-        f"**{Path(path).name}** · {KIND_NAMES[kind]} · format **{format}** · {counted}  \n"
-        f"Trains with: **{', '.join(stages_for(kind))}** (pick the stage in the Train tab)"
+        f"**{name}** · {KIND_NAMES[seen.kind]} · format **{format}** · {counted}{columns}  \n"
+        f"Trains with: **{', '.join(stages_for(seen.kind))}** (pick the stage in the Train tab)"
     )

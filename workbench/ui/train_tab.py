@@ -27,7 +27,7 @@ from workbench.ui.form import FormField, build_fields, collect, component_value
 from workbench.ui.runs_tab import run_choices
 
 BASIC_TRAIN = ["num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size"]
-BASIC_DATA = ["cutoff_len"]
+BASIC_DATA = ["cutoff_len", "system_prompt"]
 DEFAULT_MODEL = next(iter(models.bundled_models()))
 DEFAULT_PRESET = "sft-lora-smollm2"  # the base of the CLI command until a preset is loaded
 ROW_WIDTH = 6  # fields per row in "Advanced": wide enough to read each help text
@@ -133,6 +133,7 @@ def build() -> dict[str, Any]:
         "cli": cli_view,
         "cutoff": next(f.component for f in fields if f.path == "data.cutoff_len"),
         "train_on_prompt": next(f.component for f in fields if f.path == "data.train_on_prompt"),
+        "system_prompt": next(f.component for f in fields if f.path == "data.system_prompt"),
     }
 
 
@@ -166,7 +167,7 @@ def reward_run_choices() -> list[tuple[str, str]]:
     return [("none", ""), *runs]
 
 
-# The form's leading values, before the dataset path and the generated fields.
+# The form's leading values, before the dataset (the Data tab's spec) and the generated fields.
 LEADING = ("model", "stage", "method", "name", "parent")
 
 
@@ -186,7 +187,7 @@ def raw_config(tab: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     # Methods (and stages) share field names (init, beta): take their sections from the chosen one's fields only.
     pairs = [(f, v) for f, v in zip(fields, rest, strict=True) if f.section not in ("method", "stage") or f in chosen]
     sections = collect([f for f, _ in pairs], [v for _, v in pairs])
-    data = sections["data"] | {"datasets": [{"path": dataset}] if dataset else []}
+    data = sections["data"] | {"datasets": [dict(dataset)] if dataset and dataset.get("path") else []}
     return {
         "name": name or None,
         "model": {"name_or_path": model, "parent_run": parent or None},
@@ -210,8 +211,8 @@ def offered_runs(tab: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown) -> None:
-    """`dataset`: the Data tab's chosen file (a server-side state); `shown`: the Train tab itself, whose selection
-    refreshes the runs one can start from or score with."""
+    """`dataset`: the Data tab's chosen dataset (a server-side state: its path, columns and placeholder values);
+    `shown`: the Train tab itself, whose selection refreshes the runs one can start from or score with."""
     fields = all_fields(tab)
     shown.select(lambda: offered_runs(tab), None, run_pickers(tab), api_visibility="private")
     leading = [tab[name] for name in LEADING]
@@ -240,7 +241,7 @@ def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown) 
             return
         shown = dump_config(config), _cli(config, preset)
         folder = models.local_folder(config.model.name_or_path)
-        mismatch = _data_mismatch(config, stats or {})
+        mismatch = _data_warnings(config, stats or {})
         if folder is None:
             yield mismatch, *shown, _estimate_text(config, stats or {}), "_Parameter count: once the model is here._"
             return
@@ -251,7 +252,7 @@ def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown) 
             yield "", *shown, _estimate_text(config, stats or {}), f"_No parameter count: {err}_"
             return
         estimate_text = _estimate_text(config, stats or {}, report.trainable, report)
-        warnings = "\n\n".join(w for w in (_data_mismatch(config, stats or {}), _blocking(report.problems)) if w)
+        warnings = "\n\n".join(w for w in (_data_warnings(config, stats or {}), _blocking(report.problems)) if w)
         yield warnings, *shown, estimate_text, report.describe()
 
     outputs = [tab["errors"], tab["yaml"], tab["cli"], tab["estimate"], tab["method_count"]]
@@ -306,9 +307,10 @@ def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown) 
             else gr.update()
             for f in fields
         ]
-        path = config.data.datasets[0].path
+        # The first dataset as the Data tab keeps it: its path, and its columns and placeholder values if set.
+        spec = config.data.datasets[0].model_dump(exclude_defaults=True)
         leading = [config.model.name_or_path, config.stage.name, config.method.name, config.name or "", ""]
-        return ["", *leading, path, *values]
+        return ["", *leading, spec, *values]
 
     tab["load"].click(
         load_preset,
@@ -348,9 +350,15 @@ def _cli(config, preset: str | None) -> str:
     base_name = preset if preset in presets else DEFAULT_PRESET
     base = load_config(presets[base_name]).model_dump(mode="json")
     here = config.model_dump(mode="json")
-    flat_base = _flat(base)
-    changes = [
-        shlex.quote(f"{key}={_yaml_value(value)}") for key, value in _flat(here).items() if flat_base.get(key) != value
+    flat_base, flat_here = _flat(base), _flat(here)
+    # A mapping that lost keys the preset has (columns, fill) is set whole: `--set` can add a key, not remove one.
+    whole = {key.rpartition(".")[0] for key in flat_base if key not in flat_here and "." in key}
+    whole = {key for key in whole if key.rpartition(".")[2] in _MAPPINGS and isinstance(_dotted(here, key), dict)}
+    changes = [shlex.quote(f"{key}={_yaml_value(_dotted(here, key))}") for key in sorted(whole)]
+    changes += [
+        shlex.quote(f"{key}={_yaml_value(value)}")
+        for key, value in flat_here.items()
+        if flat_base.get(key) != value and not any(key.startswith(f"{w}.") for w in whole)
     ]
     path = presets[base_name]
     shown = path.relative_to(PRESETS.parent) if path.is_relative_to(PRESETS.parent) else path
@@ -368,6 +376,21 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+# Config fields that map free names to values (a dataset's columns, placeholder values, sharegpt tags).
+_MAPPINGS = ("columns", "fill", "tags")
+
+
+def _dotted(tree: Any, key: str) -> Any:
+    for part in key.split("."):
+        if isinstance(tree, list) and part.isdigit() and int(part) < len(tree):
+            tree = tree[int(part)]
+        elif isinstance(tree, dict) and part in tree:
+            tree = tree[part]
+        else:
+            return None
+    return tree
 
 
 def _yaml_value(value: Any) -> str:
@@ -392,16 +415,26 @@ def _method_info(name: str) -> str:
     return f"**{spec.title}** ({spec.family}): {spec.description}"
 
 
-def _data_mismatch(config, stats: dict[str, Any]) -> str:
-    """Say at once when the Data tab's dataset is not what the chosen stage trains on (Start refuses it too)."""
+def _data_warnings(config, stats: dict[str, Any]) -> str:
+    """Say at once when the Data tab's dataset is not what the chosen stage trains on (Start refuses it too), and
+    when its placeholders have no value (Start trains them as written)."""
     kind = stats.get("kind")
     stage = stages.get(config.stage.name)
-    if kind is None or stage.data in SERVES[kind]:
-        return ""
-    return (
-        f"**The dataset holds {KIND_NAMES[kind]}; {stage.title} needs {DATA_NEEDS[stage.data]}.** Stages that "
-        f"train on it: {', '.join(stages_for(kind))}."
-    )
+    warnings = []
+    if kind is not None and stage.data not in SERVES[kind]:
+        warnings.append(
+            f"**The dataset holds {KIND_NAMES[kind]}; {stage.title} needs {DATA_NEEDS[stage.data]}.** Stages that "
+            f"train on it: {', '.join(stages_for(kind))}."
+        )
+    filled = config.data.datasets[0].fill if config.data.datasets else {}
+    unfilled = [name for name in stats.get("placeholders", []) if name not in filled]
+    if unfilled:
+        names = ", ".join(f"{{{{{name}}}}}" for name in unfilled)
+        warnings.append(
+            f"**Placeholders without a value: {names}.** The model would learn them as written: give their "
+            "values in the Data tab."
+        )
+    return "\n\n".join(warnings)
 
 
 def _blocking(problems: list[str]) -> str:

@@ -1,0 +1,102 @@
+"""A user's own tables in a real headless Chromium: a `question,answer` CSV trains as it is; a CSV with column names
+the workbench does not know is mapped in the Data tab's columns form, and the mapping is the run's (YAML, CLI)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from tests.ui.browser import App, open_tab, set_number, shot
+
+pytestmark = pytest.mark.slow
+
+FAQ = [
+    ("What are your opening hours?", "We are open from 9 to 5, Monday to Saturday."),
+    ("Where can I park?", "Behind the shop, free for customers."),
+    ("Do you take cards?", "Yes, every card but American Express."),
+    ("Can I return a purchase?", "Within 30 days, with the receipt."),
+]
+
+
+def _train_one_step(page) -> None:
+    """From the Data tab: a one-step run of the chosen dataset (a tiny one: the runs here prove it trains)."""
+    open_tab(page, "Train")
+    set_number(page, "field-train-max_steps", "1")
+    set_number(page, "field-data-cutoff_len", "64")
+    advanced = page.locator("#field-train-threads input")
+    if not advanced.is_visible():
+        page.get_by_text("Advanced").click()
+    set_number(page, "field-train-threads", "1")
+    if not page.locator("#train-yaml").is_visible():
+        page.get_by_text("Presets, YAML and command line").click()
+    page.locator("#train-yaml").get_by_text("max_steps: 1").wait_for(timeout=30_000)
+    page.locator("#train-estimate").get_by_text(re.compile(r"(Fits|Tight) · peak memory")).wait_for(timeout=60_000)
+
+
+def _start_and_wait(page) -> None:
+    """Start, then wait on the Runs tab until this run (not an earlier one) has finished."""
+    page.locator("#train-start").click()
+    started = re.compile(r"Started run (\S+)\.")
+    for _ in range(600):
+        found = started.search(page.locator("#train-errors").text_content() or "")
+        if found:
+            break
+        page.wait_for_timeout(100)
+    assert found, page.locator("#train-errors").text_content()
+    progress = page.locator("#runs-progress")
+    progress.get_by_text(re.compile(rf"finished.*{found.group(1)}", re.S)).wait_for(timeout=300_000)
+
+
+def test_a_question_answer_csv_trains_and_other_columns_are_mapped(browser, tmp_path, home):
+    faq = tmp_path / "faq.csv"
+    pd.DataFrame(FAQ, columns=["question", "answer"]).to_csv(faq, index=False)
+    # Column names no layout has, and a long note: the first guess takes the longest text for the reply.
+    odd = tmp_path / "kundenservice.csv"
+    rows = [
+        ("forwarded by the front desk from the web form, answered on the phone the same day", q, a) for q, a in FAQ
+    ]
+    pd.DataFrame(rows, columns=["Kommentar", "Kunde fragt", "Wir sagen"]).to_csv(odd, index=False)
+    app = App(home).start()
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app.url)
+
+        # question,answer: recognised without a question asked, and the tab says how it reads it.
+        page.locator("#data-upload input[type=file]").set_input_files(str(faq))
+        summary = page.locator("#data-summary")
+        summary.get_by_text("question → user turn, answer → assistant reply").wait_for(timeout=60_000)
+        page.locator("#data-stats").get_by_text("tokens trained").wait_for(timeout=120_000)
+        assert not page.locator("#data-error").inner_text().strip()
+        _train_one_step(page)
+        assert "columns" not in page.locator("#train-cli").inner_text()  # nothing to say: it reads as it is
+        _start_and_wait(page)
+
+        # Unknown columns: the tab asks which is which, with a first guess, and shows the rows as they are.
+        page.goto(app.url)
+        page.locator("#data-upload input[type=file]").set_input_files(str(odd))
+        page.locator("#data-error").get_by_text("Which field is which?").wait_for(timeout=60_000)
+        page.locator("#data-preview").get_by_text("forwarded by the front desk").filter(visible=True).first.wait_for(
+            timeout=30_000
+        )
+        assert page.locator("#data-role-0 input").input_value() == "assistant reply"  # the guess: wrong here
+        shot(page, "12-columns")
+        for index, role in ((0, "not used"), (1, "user turn"), (2, "assistant reply")):
+            page.locator(f"#data-role-{index} input").click()
+            page.locator(f"#data-role-{index}").get_by_role("option", name=role, exact=True).click()
+        page.locator("#data-columns-apply").click()
+        summary.get_by_text("Kunde fragt → user turn, Wir sagen → assistant reply").wait_for(timeout=60_000)
+        page.locator("#data-stats").get_by_text("tokens trained").wait_for(timeout=120_000)
+        assert not page.locator("#data-error").inner_text().strip()
+        page.locator("#data-preview").get_by_text(FAQ[0][1]).filter(visible=True).first.wait_for(timeout=30_000)
+
+        # The mapping is the run's: in its YAML and its command line, and it trains.
+        _train_one_step(page)
+        page.locator("#train-yaml").get_by_text("prompt: Kunde fragt").wait_for(timeout=30_000)
+        cli = page.locator("#train-cli").inner_text()
+        assert "--set 'data.datasets.0.columns.prompt=Kunde fragt'" in cli, cli
+        assert "--set 'data.datasets.0.columns.response=Wir sagen'" in cli, cli
+        _start_and_wait(page)
+    finally:
+        app.stop()
