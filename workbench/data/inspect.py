@@ -218,13 +218,15 @@ def inspect_tokens(
     encoded = encode_conversations(
         _as_conversations(loaded), tokenizer, cutoff_len=cutoff_len, train_on_prompt=train_on_prompt
     )
-    spans: list[tuple[str, str]] = []
+    # Each run of trained or masked tokens decoded as a whole: a character of several bytes (Chinese, emoji) can
+    # span tokens, and decoding them one by one would show each half as "�".
+    runs: list[tuple[list[int], str]] = []
     if encoded.input_ids:
         for token, label in zip(encoded.input_ids[0], encoded.labels[0], strict=True):
             kind = "trained" if label != IGNORE_INDEX else "prompt (masked)"
-            text = tokenizer.decode([token])
-            if spans and spans[-1][1] == kind:
-                spans[-1] = (spans[-1][0] + text, kind)
+            if runs and runs[-1][1] == kind:
+                runs[-1][0].append(token)
             else:
-                spans.append((text, kind))
+                runs.append(([token], kind))
+    spans = [(tokenizer.decode(ids), kind) for ids, kind in runs]
     return {"stats": encoded.stats.as_dict(), "example": spans}
