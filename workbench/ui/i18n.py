@@ -14,8 +14,10 @@
   run's error as the worker recorded it) are written in English where they arise: the CLI, logs and the job store
   keep them so. The page translates them by templates (`locales/<language>/messages.yaml`): an English template
   with `{slots}` is matched against the message, its slots (file, row, field, values) go into the translated
-  template, and a slot that is itself a message is translated in turn. A message no template matches is shown in
-  English (the tests walk the engine's messages to keep that from happening).
+  template, and what a slot holds is translated in turn (it may be a message of its own) unless the slot says it is a
+  name, a number or a quoted name (`{file:name}`, `{row:number}`, `{column:quoted}`: a file called "Data" stays
+  so). A message no template matches is shown in English (the tests walk the engine's messages to keep that from
+  happening).
 
 Catalogues: `locales/<language>/*.yaml` map English text (a template where it has values: `"{rows:,} rows"`) to
 its translation; English is the text in the code, so the English page needs no catalogue. A text without a
@@ -42,6 +44,15 @@ ENGLISH = "en"
 MESSAGES = "messages.yaml"  # the engine's message templates, matched against what the engine says
 # Longer messages are not matched against templates (a pasted traceback, a whole log).
 _LONGEST_MESSAGE = 4000
+# What a template's slot matches: any text (a message, translated in turn; or a name, kept), a number, a quoted name.
+_SLOTS = {
+    "": ".+?",
+    "name": ".+?",
+    "number": r"-?(?:[0-9][0-9.,_]*(?:[eE][+-]?[0-9]+)?|inf|nan)",
+    "quoted": r"'[^']*'|\"[^\"]*\"",
+}
+# Text that reads as English prose (three words in a row): a slot holding it should have been translated.
+_PROSE = re.compile(r"(?<![\w'`./-])[A-Za-z]{2,}(?: [A-Za-z]{2,}){2}(?![\w'`./-])")
 
 _missing: set[tuple[str, str]] = set()
 _static: dict[str, dict[str, str]] = {}
@@ -74,6 +85,7 @@ def catalogue(language: str) -> dict[str, str]:
 class _Template:
     pattern: re.Pattern[str]
     translated: str
+    messages: frozenset[str]  # the slots that hold a message of their own (translated in turn)
 
 
 @cache
@@ -84,14 +96,17 @@ def _templates(language: str) -> list[_Template]:
         return []
     found = []
     for english, translated in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).items():
-        fixed, regex, seen = 0, [], set()
-        for literal, slot, _spec, _conversion in string.Formatter().parse(english):
+        fixed, regex, seen, messages = 0, [], set(), set()
+        for literal, slot, kind, _conversion in string.Formatter().parse(english):
             fixed += len(literal)
             regex.append(re.escape(literal))
             if slot is not None:
-                regex.append(f"(?P={slot})" if slot in seen else f"(?P<{slot}>.+?)")
+                regex.append(f"(?P={slot})" if slot in seen else f"(?P<{slot}>{_SLOTS[kind or '']})")
                 seen.add(slot)
-        found.append((fixed, _Template(re.compile("".join(regex), re.DOTALL), translated)))
+                if not kind:
+                    messages.add(slot)
+        pattern = re.compile("".join(regex), re.DOTALL)
+        found.append((fixed, _Template(pattern, translated, frozenset(messages))))
     return [template for _, template in sorted(found, key=lambda item: -item[0])]
 
 
@@ -124,9 +139,12 @@ class Translator:
             for template in _templates(self.language):
                 match = template.pattern.fullmatch(text)
                 if match:
-                    values = {slot: self.message(value, _depth + 1) for slot, value in match.groupdict().items()}
+                    values = {
+                        slot: self.message(value, _depth + 1) if slot in template.messages else value
+                        for slot, value in match.groupdict().items()
+                    }
                     return template.translated.format(**values)
-        if _depth == 0 and re.search(r"[A-Za-z]{2,}", text):
+        if (_depth == 0 and re.search(r"[A-Za-z]{2,}", text)) or _PROSE.search(text):
             _missing.add((self.language, text))
         return text
 

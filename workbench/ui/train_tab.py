@@ -367,7 +367,7 @@ def _problems(err: ConfigError, t: Translator = EN) -> str:
     lines = "\n".join(
         t("- **dataset**: choose one in the Data tab")
         if p.field == "data.datasets"
-        else f"- **{p.field or t('config')}**: {t.message(p.message)}"
+        else t("- **{field}**: {problem}", field=p.field or t("config"), problem=t.message(p.message))
         for p in err.problems
     )
     return t("**Please fix these settings:**\n{problems}", problems=lines)
