@@ -47,15 +47,16 @@ def offline_reason() -> str | None:
 
 def fetch(path: str, subset: str | None = None, split: str | None = None) -> Path:
     """Download a hub dataset's split into the dataset store; returns the stored Parquet file."""
-    repo = repo_id(path)
-    shown = PREFIX + repo + (f" (subset {subset})" if subset else "")
+    shown = str(path) + (f" (subset {subset})" if subset else "")
     variable = offline_reason()
-    if variable:
+    if variable:  # first: offline, whatever is asked for is refused the same way, at once
         raise DataError(
             f"cannot fetch {shown}: this machine is offline for the Hugging Face hub ({variable} is set), so "
             "nothing was downloaded. Fetch it where there is a network (datasets' save_to_disk) and bring the folder "
             "as a .zip, or unset the variable"
         )
+    repo = repo_id(path)
+    shown = PREFIX + repo + (f" (subset {subset})" if subset else "")
     _look_up(repo, shown)
     from workbench.data.store import store_dataset
 

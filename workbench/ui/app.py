@@ -17,7 +17,17 @@ from workbench import home, models
 from workbench.data.reading import max_dataset_bytes
 from workbench.runs import spawn
 from workbench.runs.queue import RunQueue
-from workbench.ui import background, chat_tab, data_tab, downloads, export_tab, runs_tab, serving, train_tab
+from workbench.ui import (
+    background,
+    chat_tab,
+    data_mix,
+    data_tab,
+    downloads,
+    export_tab,
+    runs_tab,
+    serving,
+    train_tab,
+)
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
 # Gradio's cache (uploads, downloads) is swept every hour of files older than a day, and emptied when it stops.
@@ -40,7 +50,10 @@ def build_app() -> gr.Blocks:
                 export = export_tab.build()
         data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], train["system_prompt"],
                       data_shown)  # fmt: skip
-        train_tab.wire(train, data["dataset"], data["stats"], tabs, runs["selector"], train_shown)
+        data_mix.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], train["system_prompt"],
+                      train_tab.field(train, "data.mix_strategy"), train_tab.field(train, "train.seed"))  # fmt: skip
+        train_tab.wire(train, data["chosen"], data["run_stats"], tabs, runs["selector"], train_shown,
+                       shown_dataset=data["dataset"], mix=data["mix"]["mix"])  # fmt: skip
         runs_tab.wire(runs)
         chat_tab.wire(chat)
         export_tab.wire(export)

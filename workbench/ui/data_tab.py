@@ -19,7 +19,7 @@ from workbench.data.formats import UnknownLayout
 from workbench.data.inspect import PREVIEW_ROWS, Preview, count_rows, inspect_tokens, preview, stages_for
 from workbench.data.loading import KIND_NAMES
 from workbench.errors import WorkbenchError
-from workbench.ui import background
+from workbench.ui import background, data_mix, data_sources
 
 SUPPORTED = list(access.DATASET_SUFFIXES)
 SPAN_COLORS = {"trained": "#16a34a", "prompt (masked)": "#9ca3af"}
@@ -55,7 +55,10 @@ def build() -> dict[str, Any]:
     """Render the tab; returns the components other tabs read: the chosen dataset (kept on the server: its path,
     columns and placeholder values) and its stats."""
     with gr.Row():
-        upload = gr.File(label="Upload a dataset", file_types=SUPPORTED, type="filepath", elem_id="data-upload")
+        upload = gr.File(
+            label="Upload a dataset", file_types=[*SUPPORTED, access.ARCHIVE_SUFFIX], type="filepath",
+            elem_id="data-upload",
+        )  # fmt: skip
         with gr.Column():
             sample = gr.Dropdown(
                 dataset_choices(),
@@ -68,6 +71,7 @@ def build() -> dict[str, Any]:
             # takes a path from the browser.
             shown = gr.Textbox(label="Dataset file", interactive=False, elem_id="data-path")
             summary = gr.Markdown(elem_id="data-summary")
+    sources = data_sources.build()  # a folder's entry or split, and hub datasets
     error = gr.Markdown(elem_id="data-error")
     with gr.Accordion("Columns: which field is which", open=False, visible=False, elem_id="data-columns") as box:
         gr.Markdown(
@@ -105,6 +109,7 @@ def build() -> dict[str, Any]:
     with gr.Row():
         histogram = gr.BarPlot(x="tokens", y="rows", title="Token lengths", height=240, elem_id="data-histogram")
         stats_md = gr.Markdown(elem_id="data-stats")
+    mix = data_mix.build()  # several datasets, each with a share
     stats = gr.State({})
     # The chosen dataset as a spec ({"path", "columns", "fill"}), set by the upload, the picker, the columns form
     # and the placeholders; the path never comes from the browser.
@@ -127,6 +132,12 @@ def build() -> dict[str, Any]:
         "fills": fills,
         "fill_names": fill_names,
         "outputs": outputs,
+        "sources": sources,
+        "mix": mix,
+        # What the run trains on (the mix once it holds a dataset, else the dataset shown) and its stats: what the
+        # Train tab reads.
+        "chosen": gr.State({}),
+        "run_stats": gr.State({}),
     }
 
 
@@ -134,7 +145,7 @@ def wire(tab: dict[str, Any], model, cutoff, train_on_prompt, system_prompt, sho
     """Inspect whenever the dataset (its file, columns or placeholder values), the model, the cutoff or the system
     prompt changes; `shown` (the tab) refreshes the datasets."""
     inputs = [tab["dataset"], model, cutoff, train_on_prompt, system_prompt, tab["fill_names"]]
-    tab["upload"].upload(lambda f: {"path": f} if f else {}, tab["upload"], tab["dataset"], api_visibility="private")
+    data_sources.wire(tab)  # the upload (a file, or a folder as a zip), a folder's entry or split, the hub
     tab["sample"].change(listed, tab["sample"], tab["dataset"], api_visibility="private")
     shown.select(lambda: gr.update(choices=dataset_choices()), None, tab["sample"], api_visibility="private")
     # One inspection at a time, the latest last: a slow earlier one (a file read before its placeholders were
@@ -247,7 +258,7 @@ def inspect_steps(
     except ValidationError as err:
         yield {**cleared, "error": f"**Cannot use these settings:** {err.errors()[0]['msg']}"}
         return
-    name = Path(path).name
+    name = data_sources.shown_name(path, dataset)
     system_prompt = system_prompt or None
     try:
         seen = preview(spec, system_prompt=system_prompt)
@@ -294,6 +305,8 @@ def inspect_steps(
         f"**{truncated:.1%}** cut at {s['cutoff_len']} tokens · {s['dropped_rows']} dropped (nothing left to train) · "
         f"{s['trained_tokens']:,} of {s['total_tokens']:,} tokens trained"
     )
+    if seen.kind == "text":
+        text = _text_stats(s)
     stats = {**s, "kind": seen.kind, "placeholders": found}
     yield {"error": "", "example": result["example"], "histogram": bars, "stats_md": text, "stats": stats}
 
@@ -354,4 +367,14 @@ def _summary(name: str, seen: Preview, format: str, rows: int | None) -> str:
     return (
         f"**{name}** · {KIND_NAMES[seen.kind]} · format **{format}** · {counted}{columns}  \n"
         f"Trains with: **{', '.join(stages_for(seen.kind))}** (pick the stage in the Train tab)"
+    )
+
+
+def _text_stats(s: dict[str, Any]) -> str:
+    """Raw text's stats: documents, and the blocks of the cutoff length their tokens are packed into."""
+    documents = sum(s["histogram_counts"])
+    return (
+        f"**{documents:,}** documents · mean **{s['length_mean']:.0f}** tokens with the end-of-text token, longest "
+        f"{s['length_max']:,}  \n**{s['rows']:,}** blocks of up to {s['cutoff_len']} tokens · every one of the "
+        f"{s['total_tokens']:,} tokens trained"
     )

@@ -11,6 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from workbench import stages
+from workbench.data.mixing import describe as describe_mix
 from workbench.runs.queue import RunQueue
 from workbench.runs.store import Job, JobError, JobStore
 from workbench.runs.summary import RunSummary, summarize
@@ -136,7 +137,7 @@ def refresh(job_id: str | None, known: list[str]):
     selector = gr.update(choices=choices, value=selected)
     title = f"{stages.get(job.stage).title} metrics" if job.stage in stages.names() else "Stage metrics"
     stage_chart = gr.update(value=stage_metrics, visible=stage_metrics is not None, title=title)
-    return table, selector, _progress(job), loss, lr, log, stage_chart, compare_choices, ids
+    return table, selector, _progress(job) + _data_line(job), loss, lr, log, stage_chart, compare_choices, ids
 
 
 COMPARE_COLUMNS = [
@@ -258,3 +259,15 @@ def _tracking(destinations: list[dict[str, str]]) -> str:
 def _duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return time.strftime("%H:%M:%S" if seconds >= 3600 else "%M:%S", time.gmtime(seconds))
+
+
+def _data_line(job: Job) -> str:
+    """What the run trains on, as the worker drew it: each dataset's share of the mix and the rows it gave."""
+    parts = (job.files.read_status().get("data_stats") or {}).get("mix")
+    if not parts or not isinstance(parts, list):
+        return ""
+    kind = "Mix" if any(part.get("share") is not None for part in parts if isinstance(part, dict)) else "Data"
+    try:
+        return f"\n\n{kind}: {describe_mix(parts)}"
+    except (KeyError, TypeError, ValueError):  # a status written by another version: leave it out
+        return ""
