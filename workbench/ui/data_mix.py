@@ -31,7 +31,7 @@ def build() -> dict[str, Any]:
             "Train on several datasets at once, e.g. 80 % yours and 20 % general instructions to keep general "
             "skills. Add the dataset shown above, choose another and add it too, then give each its share. The run "
             "trains on the mix once it holds a dataset. Rows are drawn with the run's seed so that the mix holds "
-            "the shares (the rule is *Mix strategy* in the Train tab's *Advanced*)."
+            "the shares (how many rows in all: the Train tab's mix strategy)."
         )
         add = gr.Button("Add this dataset to the mix", elem_id="data-mix-add")
         rows, names, shares, limits, removes = [], [], [], [], []
@@ -72,7 +72,7 @@ def wire(tab: dict[str, Any], model, cutoff, train_on_prompt, system_prompt, str
             event(_setter(i, "max_samples"), [mix, parts["limits"][i]], mix, api_visibility="private")
         parts["removes"][i].click(_remover(i), mix, mix, api_visibility="private")
     slots = [*parts["rows"], *parts["names"], *parts["shares"], *parts["limits"]]
-    mix.change(show, mix, slots, api_visibility="private")
+    mix.change(show, [mix, *parts["names"]], slots, api_visibility="private")
     gr.on(
         [mix.change, cutoff.blur, system_prompt.blur, strategy.change, seed.blur],
         inspect_steps,
@@ -139,13 +139,19 @@ def label(spec: dict[str, Any]) -> str:
     return shown_name(spec.get("path", ""), spec)
 
 
-def show(mix: list[dict[str, Any]]) -> list[Any]:
-    """The form's slots for the mix: rows, names, shares (in %) and row limits."""
+def show(mix: list[dict[str, Any]], *shown: str) -> list[Any]:
+    """The form's slots for the mix: rows, names, shares (in %) and row limits. A slot that goes on showing the
+    same dataset keeps its boxes as they are: one may be being typed in while the mix changes."""
     rows, names, shares, limits = [], [], [], []
     for i in range(MAX_MIX):
         spec = mix[i] if i < len(mix) else None
+        name = label(spec) if spec else ""
         rows.append(gr.update(visible=spec is not None))
-        names.append(gr.update(value=label(spec) if spec else ""))
+        names.append(gr.update(value=name))
+        if i < len(shown) and shown[i] == name:
+            shares.append(gr.update())
+            limits.append(gr.update())
+            continue
         share = spec.get("share") if spec else None
         shares.append(gr.update(value=round(share * 100, 2) if share is not None else None))
         limits.append(gr.update(value=spec.get("max_samples") if spec else None))
