@@ -20,6 +20,8 @@ from workbench.data.dataset_info import INFO_FILE, local_entries
 from workbench.errors import WorkbenchError
 from workbench.ui import background
 
+FETCH_SECONDS = 3600  # a big hub dataset takes a while; the helper process does nothing else meanwhile
+
 
 def build() -> dict[str, Any]:
     """The entry and split pickers (shown for a folder that has them) and the hub form."""
@@ -131,8 +133,11 @@ def fetch_from_hub(repo: str, subset: str, split: str) -> tuple[Any, str]:
         return gr.update(), "**Which hub dataset?** Give its id, such as org/name."
     try:
         path = background.call(
-            hub.fetch, hub.PREFIX + repo, (subset or "").strip() or None, (split or "").strip() or None
-        )
+            hub.fetch, hub.PREFIX + repo, (subset or "").strip() or None, (split or "").strip() or None,
+            timeout=FETCH_SECONDS,
+        )  # fmt: skip
     except WorkbenchError as err:
         return gr.update(), f"**Cannot fetch this dataset.** {err}"
+    except TimeoutError:
+        return gr.update(), f"**Cannot fetch this dataset:** it took over {FETCH_SECONDS // 60} minutes."
     return {"path": str(path)}, ""
