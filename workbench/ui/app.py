@@ -18,7 +18,18 @@ from workbench import home, models
 from workbench.data.reading import max_dataset_bytes
 from workbench.runs import spawn
 from workbench.runs.queue import RunQueue
-from workbench.ui import background, chat_tab, data_tab, downloads, export_tab, i18n, runs_tab, serving, train_tab
+from workbench.ui import (
+    background,
+    chat_tab,
+    data_mix,
+    data_tab,
+    downloads,
+    export_tab,
+    i18n,
+    runs_tab,
+    serving,
+    train_tab,
+)
 from workbench.ui.i18n import _
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
@@ -54,7 +65,11 @@ def build_app() -> gr.Blocks:
                 export = export_tab.build()
         data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], train["system_prompt"],
                       data_shown, language)  # fmt: skip
-        train_tab.wire(train, data["dataset"], data["stats"], tabs, runs["selector"], train_shown, language)
+        data_mix.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], train["system_prompt"],
+                      train_tab.field(train, "data.mix_strategy"), train_tab.field(train, "train.seed"),
+                      language)  # fmt: skip
+        train_tab.wire(train, data["chosen"], data["run_stats"], tabs, runs["selector"], train_shown, language,
+                       shown_dataset=data["dataset"], mix=data["mix"]["mix"])  # fmt: skip
         runs_tab.wire(runs, language)
         chat_tab.wire(chat, language)
         export_tab.wire(export, language)

@@ -20,7 +20,7 @@ from workbench.data.formats import UnknownLayout
 from workbench.data.inspect import PREVIEW_ROWS, Preview, count_rows, inspect_tokens, preview, stages_for
 from workbench.data.loading import KIND_NAMES
 from workbench.errors import WorkbenchError
-from workbench.ui import background, i18n
+from workbench.ui import background, data_mix, data_sources, i18n
 from workbench.ui.i18n import Translator, _
 
 SUPPORTED = list(access.DATASET_SUFFIXES)
@@ -69,7 +69,10 @@ def build() -> dict[str, Any]:
     """Render the tab; returns the components other tabs read: the chosen dataset (kept on the server: its path,
     columns and placeholder values) and its stats."""
     with gr.Row():
-        upload = gr.File(label=_("Upload a dataset"), file_types=SUPPORTED, type="filepath", elem_id="data-upload")
+        upload = gr.File(
+            label=_("Upload a dataset"), file_types=[*SUPPORTED, access.ARCHIVE_SUFFIX], type="filepath",
+            elem_id="data-upload",
+        )  # fmt: skip
         with gr.Column():
             sample = gr.Dropdown(
                 dataset_choices(),
@@ -82,6 +85,7 @@ def build() -> dict[str, Any]:
             # takes a path from the browser.
             shown = gr.Textbox(label=_("Dataset file"), interactive=False, elem_id="data-path")
             summary = gr.Markdown(elem_id="data-summary")
+    sources = data_sources.build()  # a folder's entry or split, and hub datasets
     error = gr.Markdown(elem_id="data-error")
     with gr.Accordion(_("Columns: which field is which"), open=False, visible=False, elem_id="data-columns") as box:
         gr.Markdown(
@@ -130,6 +134,7 @@ def build() -> dict[str, Any]:
     with gr.Row():
         histogram = gr.BarPlot(x="tokens", y="rows", title=_("Token lengths"), height=240, elem_id="data-histogram")
         stats_md = gr.Markdown(elem_id="data-stats")
+    mix = data_mix.build()  # several datasets, each with a share
     stats = gr.State({})
     # The chosen dataset as a spec ({"path", "columns", "fill"}), set by the upload, the picker, the columns form
     # and the placeholders; the path never comes from the browser.
@@ -152,6 +157,12 @@ def build() -> dict[str, Any]:
         "fills": fills,
         "fill_names": fill_names,
         "outputs": outputs,
+        "sources": sources,
+        "mix": mix,
+        # What the run trains on (the mix once it holds a dataset, else the dataset shown) and its stats: what the
+        # Train tab reads.
+        "chosen": gr.State({}),
+        "run_stats": gr.State({}),
     }
 
 
@@ -159,9 +170,10 @@ def wire(tab: dict[str, Any], model, cutoff, train_on_prompt, system_prompt, sho
     """Inspect whenever the dataset (its file, columns or placeholder values), the model, the cutoff, the system
     prompt or the page's `language` changes; `shown` (the tab) refreshes the datasets."""
     inputs = [tab["dataset"], model, cutoff, train_on_prompt, system_prompt, tab["fill_names"], language]
-    tab["upload"].upload(lambda f: {"path": f} if f else {}, tab["upload"], tab["dataset"], api_visibility="private")
+    data_sources.wire(tab, language)  # the upload (a file, or a folder as a zip), a folder's entry or split, the hub
     tab["sample"].change(listed, tab["sample"], tab["dataset"], api_visibility="private")
-    shown.select(
+    gr.on(
+        [shown.select, language.change],
         lambda language: gr.update(choices=dataset_choices(language)),
         language,
         tab["sample"],
@@ -290,7 +302,7 @@ def inspect_steps(
             "error": t("**Cannot use these settings:** {problem}", problem=t.message(err.errors()[0]["msg"])),
         }
         return
-    name = Path(path).name
+    name = data_sources.shown_name(path, dataset)
     system_prompt = system_prompt or None
     try:
         seen = preview(spec, system_prompt=system_prompt)
@@ -342,6 +354,8 @@ def inspect_steps(
         longest=s["length_max"], truncated=truncated, cutoff=s["cutoff_len"], dropped=s["dropped_rows"],
         trained=s["trained_tokens"], total=s["total_tokens"],
     )  # fmt: skip
+    if seen.kind == "text":
+        text = _text_stats(s, t)
     stats = {**s, "kind": seen.kind, "placeholders": found}
     example = [(piece, t(kind)) for piece, kind in result["example"]]
     yield {"error": "", "example": example, "histogram": bars, "stats_md": text, "stats": stats}
@@ -412,4 +426,14 @@ def _summary(name: str, seen: Preview, format: str, rows: int | None, t: Transla
         "Trains with: **{stages}** (pick the stage in the Train tab)",
         name=name, kind=t(KIND_NAMES[seen.kind]), format=format, counted=counted, columns=columns,
         stages=", ".join(t(title) for title in stages_for(seen.kind)),
+    )  # fmt: skip
+
+
+def _text_stats(s: dict[str, Any], t: Translator) -> str:
+    """Raw text's stats: documents, and the blocks of the cutoff length their tokens are packed into."""
+    return t(
+        "**{documents:,}** documents · mean **{mean:.0f}** tokens with the end-of-text token, longest {longest:,}  \n"
+        "**{blocks:,}** blocks of up to {cutoff} tokens · every one of the {total:,} tokens trained",
+        documents=sum(s["histogram_counts"]), mean=s["length_mean"], longest=s["length_max"], blocks=s["rows"],
+        cutoff=s["cutoff_len"], total=s["total_tokens"],
     )  # fmt: skip

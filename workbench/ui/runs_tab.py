@@ -12,6 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from workbench import stages
+from workbench.data.mixing import describe as describe_mix
 from workbench.runs.queue import RunQueue
 from workbench.runs.store import Job, JobError, JobStore
 from workbench.runs.summary import RunSummary, summarize
@@ -153,7 +154,8 @@ def refresh(job_id: str | None, known: list[str], language: str | None = None):
     loss_chart = gr.update(value=loss, **axes)
     lr_chart = gr.update(value=lr, x_title=t("step"), y_title=t("learning rate"))
     stage_chart = gr.update(value=stage_metrics, visible=stage_metrics is not None, title=title, **axes)
-    return table, selector, _progress(job, t), loss_chart, lr_chart, log, stage_chart, compare_choices, ids
+    progress = _progress(job, t) + _data_line(job, t)
+    return table, selector, progress, loss_chart, lr_chart, log, stage_chart, compare_choices, ids
 
 
 COMPARE_COLUMNS = [
@@ -281,3 +283,15 @@ def _tracking(destinations: list[dict[str, str]], t: Translator = EN) -> str:
 def _duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return time.strftime("%H:%M:%S" if seconds >= 3600 else "%M:%S", time.gmtime(seconds))
+
+
+def _data_line(job: Job, t: Translator) -> str:
+    """What the run trains on, as the worker drew it: each dataset's share of the mix and the rows it gave."""
+    parts = (job.files.read_status().get("data_stats") or {}).get("mix")
+    if not parts or not isinstance(parts, list):
+        return ""
+    mixed = any(part.get("share") is not None for part in parts if isinstance(part, dict))
+    try:
+        return "\n\n" + t("Mix: {parts}" if mixed else "Data: {parts}", parts=describe_mix(parts, t))
+    except (KeyError, TypeError, ValueError):  # a status written by another version: leave it out
+        return ""

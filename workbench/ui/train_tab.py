@@ -168,6 +168,11 @@ def reward_run_choices(t: Translator = EN) -> list[tuple[str, str]]:
     return [(t("none"), ""), *runs]
 
 
+def field(tab: dict[str, Any], path: str) -> gr.components.Component:
+    """The form's component for a config field, by its dotted path (`train.seed`)."""
+    return next(f.component for f in tab["fields"] if f.path == path)
+
+
 # The form's leading values, before the dataset (the Data tab's spec) and the generated fields.
 LEADING = ("model", "stage", "method", "name", "parent")
 
@@ -188,7 +193,7 @@ def raw_config(tab: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     # Methods (and stages) share field names (init, beta): take their sections from the chosen one's fields only.
     pairs = [(f, v) for f, v in zip(fields, rest, strict=True) if f.section not in ("method", "stage") or f in chosen]
     sections = collect([f for f, _ in pairs], [v for _, v in pairs])
-    data = sections["data"] | {"datasets": [dict(dataset)] if dataset and dataset.get("path") else []}
+    data = sections["data"] | {"datasets": _datasets(dataset)}
     return {
         "name": name or None,
         "model": {"name_or_path": model, "parent_run": parent or None},
@@ -197,6 +202,12 @@ def raw_config(tab: dict[str, Any], values: list[Any]) -> dict[str, Any]:
         "method": {"name": method, **sections.get("method", {})},
         "train": sections["train"],
     }
+
+
+def _datasets(chosen: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The Data tab's choice as the run's datasets: one dataset, or the datasets of a mix."""
+    specs = chosen if isinstance(chosen, list) else [chosen] if chosen else []
+    return [dict(spec) for spec in specs if spec and spec.get("path")]
 
 
 def run_pickers(tab: dict[str, Any]) -> list[gr.components.Component]:
@@ -212,10 +223,12 @@ def offered_runs(tab: dict[str, Any], language: str | None = None) -> list[dict[
     return [gr.update(choices=parent_choices(t))] + [gr.update(choices=rewards)] * (len(run_pickers(tab)) - 1)
 
 
-def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown, language) -> None:
-    """`dataset`: the Data tab's chosen dataset (a server-side state: its path, columns and placeholder values);
-    `shown`: the Train tab itself, whose selection refreshes the runs one can start from or score with;
-    `language`: the page's, which what the tab says follows."""
+def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown, language, shown_dataset=None,
+         mix=None) -> None:  # fmt: skip
+    """`dataset`: what the Data tab chose to train on (a server-side state: a dataset's path, columns and placeholder
+    values, or a list of them, a mix); `shown`: the Train tab itself, whose selection refreshes the runs one can
+    start from or score with; `language`: the page's, which what the tab says follows. A preset sets the Data tab's
+    `shown_dataset` (its first dataset) and its `mix` (all of them, when it has several)."""
     fields = all_fields(tab)
     shown.select(lambda language: offered_runs(tab, language), language, run_pickers(tab), api_visibility="private")
     leading = [tab[name] for name in LEADING]
@@ -323,7 +336,7 @@ def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown, 
             config = load_config(preset_paths()[preset])
         except (KeyError, ConfigError) as err:
             problem = t("**Cannot load preset:** {problem}", problem=t.error(err))
-            return [problem] + [gr.update()] * (len(fields) + len(LEADING) + 1)
+            return [problem] + [gr.update()] * (len(fields) + len(LEADING) + 1 + (mix is not None))
         dump = config.model_dump()
         chosen = tab["stage_fields"][config.stage.name] + tab["method_fields"][config.method.name]
         values = [
@@ -335,12 +348,12 @@ def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown, 
         # The first dataset as the Data tab keeps it: its path, and its columns and placeholder values if set.
         spec = config.data.datasets[0].model_dump(exclude_defaults=True)
         leading = [config.model.name_or_path, config.stage.name, config.method.name, config.name or "", ""]
-        return ["", *leading, spec, *values]
+        return ["", *leading, spec, *values, *_preset_mix(config, mix)]
 
     tab["load"].click(
         load_preset,
         [tab["preset"], language],
-        [tab["errors"], *leading, dataset, *[f.component for f in fields]],
+        [tab["errors"], *leading, shown_dataset or dataset, *[f.component for f in fields], *([mix] if mix else [])],
         api_visibility="private",
     )
 
@@ -363,6 +376,14 @@ def wire(tab: dict[str, Any], dataset, stats_state, tabs, runs_selector, shown, 
     )
 
 
+def _preset_mix(config, mix) -> list[Any]:
+    """The Data tab's mix for a preset: its datasets when it has several, else none (its dataset alone)."""
+    if mix is None:
+        return []
+    specs = config.data.datasets
+    return [[spec.model_dump(exclude_defaults=True) for spec in specs] if len(specs) > 1 else []]
+
+
 def _problems(err: ConfigError, t: Translator = EN) -> str:
     lines = "\n".join(
         t("- **dataset**: choose one in the Data tab")
@@ -378,7 +399,7 @@ def _cli(config, preset: str | None) -> str:
     presets = preset_paths()
     base_name = preset if preset in presets else DEFAULT_PRESET
     base = load_config(presets[base_name]).model_dump(mode="json")
-    here = config.model_dump(mode="json")
+    here = _added_datasets_short(config.model_dump(mode="json"), config, len(base["data"]["datasets"]))
     flat_base, flat_here = _flat(base), _flat(here)
     # A mapping that lost keys the preset has (columns, fill) is set whole: `--set` can add a key, not remove one.
     whole = {key.rpartition(".")[0] for key in flat_base if key not in flat_here and "." in key}
@@ -392,6 +413,14 @@ def _cli(config, preset: str | None) -> str:
     path = presets[base_name]
     shown = path.relative_to(PRESETS.parent) if path.is_relative_to(PRESETS.parent) else path
     return " \\\n  ".join([f"python -m workbench train {shown}", *(f"--set {c}" for c in changes)])
+
+
+def _added_datasets_short(here: dict[str, Any], config, kept: int) -> dict[str, Any]:
+    """`here` with the datasets past the preset's first `kept` ones written by their own settings only: `--set`
+    adds such a dataset field by field, and its defaults need no saying."""
+    datasets = here["data"]["datasets"]
+    short = [spec.model_dump(mode="json", exclude_defaults=True) for spec in config.data.datasets[kept:]]
+    return {**here, "data": {**here["data"], "datasets": datasets[:kept] + short}}
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -439,6 +468,7 @@ DATA_NEEDS = {
     "pairs": "preference pairs (prompt, chosen, rejected)",
     "labeled": "replies with a true/false label, or preference pairs",
     "prompts": "prompts (a prompt column, with an answer column for answer rewards), or conversations",
+    "text": "raw text (.txt files, or a text column)",
 }
 
 
