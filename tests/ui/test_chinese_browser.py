@@ -79,6 +79,8 @@ def test_the_chinese_click_through_previews_trains_chats_and_exports_chinese_dat
         assert "instruction → 用户消息" in summary.inner_text()
         page.locator("#data-stats").get_by_text("个词元").first.wait_for(timeout=120_000)
         page.locator("#data-example").get_by_text("识别并解释").first.wait_for(timeout=30_000)
+        page.locator("#data-histogram canvas, #data-histogram svg").first.wait_for(timeout=30_000)  # the chart drawn
+        page.wait_for_timeout(1000)
         shot(page, "zh-1-data")
 
         # 训练: a short run (3 steps, cutoff 64, one thread), the estimate's verdict in Chinese.

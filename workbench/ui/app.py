@@ -75,13 +75,14 @@ def build_app() -> gr.Blocks:
         export_tab.wire(export, language)
         # The run pickers are filled as a page opens, not when the app is built: the page served before login
         # names no run, and a reloaded page lists the runs there are now. (The Runs tab's timer fills its own.)
-        # Again once the page says its language: their "none" choices are in it.
+        # Again once the page says its language: their "none" choices are in it, and the samples' labels (which
+        # Gradio's frontend shows in the language it had when it drew them).
         gr.on(
             [app.load, language.change],
             lambda language: [*train_tab.offered_runs(train, language), chat_tab.adapters(language),
-                              export_tab.runs()],
+                              export_tab.runs(), gr.update(choices=data_tab.dataset_choices(language))],
             language,
-            [*train_tab.run_pickers(train), chat["adapter"], export["run"]],
+            [*train_tab.run_pickers(train), chat["adapter"], export["run"], data["sample"]],
             api_visibility="private",
         )  # fmt: skip
     return app

@@ -172,8 +172,7 @@ def wire(tab: dict[str, Any], model, cutoff, train_on_prompt, system_prompt, sho
     inputs = [tab["dataset"], model, cutoff, train_on_prompt, system_prompt, tab["fill_names"], language]
     data_sources.wire(tab, language)  # the upload (a file, or a folder as a zip), a folder's entry or split, the hub
     tab["sample"].change(listed, tab["sample"], tab["dataset"], api_visibility="private")
-    gr.on(
-        [shown.select, language.change],
+    shown.select(
         lambda language: gr.update(choices=dataset_choices(language)),
         language,
         tab["sample"],
