@@ -346,8 +346,11 @@ def _resolve_dataset_paths(raw: dict[str, Any], base: Path) -> None:
 
 
 def dump_config(config: RunConfig) -> str:
-    """The YAML text of a config, with every field written out (the form of presets and frozen run configs)."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    """The YAML text of a config, with every field written out (the form of presets and frozen run configs), but
+    for each dataset only what is set: its many defaults are the same for every dataset and would bury the rest."""
+    dump = config.model_dump(mode="json")
+    dump["data"]["datasets"] = [spec.model_dump(mode="json", exclude_defaults=True) for spec in config.data.datasets]
+    return yaml.safe_dump(dump, sort_keys=False, allow_unicode=True)
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
