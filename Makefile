@@ -25,9 +25,11 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 
-# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own).
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own), and a
+# Chinese font, without which the Chinese page's screenshots show boxes.
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@fc-list :lang=zh | grep -q . || (apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei)
 
 test: lint browser
 	$(PY) -m pytest

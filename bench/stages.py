@@ -5,10 +5,11 @@
 Each stage trains through the worker (a fresh `python -m workbench.worker` process, as a run from the UI or the
 CLI does) on the bundled SmolLM2-135M-Instruct with LoRA (r 8, all linear layers), on the first rows of its
 sample data (presets/data: the alpaca demo for SFT, the preference demo for pair stages, the KTO demo, the
-arithmetic prompts for GRPO / RLOO). Columns: peak memory (the worker's peak resident memory on a CPU) and
-seconds per step over steps 2..N, each beside the pre-flight estimate (workbench/estimate.py, fed the data's
-mean token length as the Data tab does); the loss at the first and last step; the stage's headline metric at
-the last step. Writes bench/results/stages.json and prints the table as Markdown (the README shows it).
+arithmetic prompts for GRPO / RLOO, the lighthouse text for continued pre-training). Columns: peak memory (the
+worker's peak resident memory on a CPU) and seconds per step over steps 2..N, each beside the pre-flight estimate
+(workbench/estimate.py, fed the data's mean token length as the Data tab does); the loss at the first and last
+step; the stage's headline metric at the last step. Writes bench/results/stages.json and prints the table as
+Markdown (the README shows it).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ DATA = {
     "pairs": "dpo_en_demo.json",
     "labeled": "kto_en_demo.json",
     "prompts": "arithmetic_prompts.json",
+    "text": "lighthouse.txt",
 }
 RESULTS = REPO / "bench" / "results" / "stages.json"
 HEADLINE = {

@@ -49,7 +49,7 @@ def test_every_other_path_gets_the_same_refusal(uploads, tmp_path):
         uploads / "nope" / "missing.json",
         link,
         info,  # names other files, anywhere
-        write(uploads / "0a" / "notes.txt", "text"),  # not a dataset format
+        write(uploads / "0a" / "notes.xml", "text"),  # not a dataset format
         "/etc/passwd",
         uploads / "0123" / ".." / ".." / "secret.json",  # climbs out
         "",

@@ -16,6 +16,10 @@ from workbench import methods, stages
 from workbench.errors import ConfigError, FieldProblem
 
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai"]
+# How big a mix of datasets with shares is (workbench/data/mixing.py).
+MixStrategy = Literal["no_repeats", "every_row"]
+# Shares that add up to 1 within this are taken as adding up to 1 (0.33 + 0.33 + 0.34, or float rounding).
+SHARE_TOLERANCE = 1e-3
 # Where a run's metrics go besides its own folder's metrics.jsonl (workbench/runs/tracking.py).
 Tracker = Literal["tensorboard", "trackio", "wandb", "mlflow"]
 
@@ -41,9 +45,14 @@ class ModelConfig(_Section):
 class DatasetSpec(_Section):
     path: str = Field(
         min_length=1,
-        description="A .json, .jsonl, .csv or .parquet file, or a folder holding LLaMA-Factory's dataset_info.json.",
+        description="A .json, .jsonl, .csv, .parquet or .txt file; a folder written by datasets' save_to_disk; a "
+        "folder holding LLaMA-Factory's dataset_info.json; or a Hugging Face hub dataset, hf://org/name.",
     )
     name: str | None = Field(None, description="The entry to use from dataset_info.json, when path is such a folder.")
+    subset: str | None = Field(None, description="The subset (configuration) of a hub dataset.")
+    split: str | None = Field(
+        None, description="The split of a hub dataset or a save_to_disk DatasetDict; default: train, or its only one."
+    )
     format: DataFormat = Field("auto", description="Record layout: alpaca, sharegpt, openai messages, or detect it.")
     columns: dict[str, str] = Field(
         default_factory=dict,
@@ -52,7 +61,16 @@ class DatasetSpec(_Section):
         "(a KTO label); answer (a reference answer), e.g. {prompt: Frage, response: Antwort}. An empty name: none.",
     )
     tags: dict[str, str] = Field(default_factory=dict, description="LLaMA-Factory sharegpt tags (role_tag, ...).")
-    max_samples: int | None = Field(None, ge=1, description="Use at most this many rows of this dataset.")
+    max_samples: int | None = Field(
+        None, ge=1, description="Use at most this many rows of this dataset (its first ones), before any mixing."
+    )
+    share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Its share of the training rows when datasets are mixed, e.g. 0.2; datasets without one "
+        "divide what is left equally (see data.mix_strategy).",
+    )
     fill: dict[str, str] = Field(
         default_factory=dict,
         description="Values for placeholders in the data, e.g. {name: Ada, author: Lovelace Labs} fills {{name}} "
@@ -69,7 +87,15 @@ class DatasetSpec(_Section):
 
 
 class DataConfig(_Section):
-    datasets: list[DatasetSpec] = Field(min_length=1, description="One or more datasets, concatenated.")
+    datasets: list[DatasetSpec] = Field(
+        min_length=1, description="One or more datasets: concatenated, or mixed by their shares."
+    )
+    mix_strategy: MixStrategy = Field(
+        "no_repeats",
+        description="How many rows a mix with shares has: no_repeats, as many as the datasets give without "
+        "repeating a row (bigger ones are sampled down to their share); every_row, every row at least once "
+        "(smaller ones repeat to keep their share). Rows are drawn with train.seed, once for all epochs.",
+    )
     cutoff_len: int = Field(1024, ge=16, le=131072, description="Longest example in tokens; longer ones are cut.")
     train_on_prompt: bool = Field(False, description="Also train on prompt tokens, not only the responses.")
     packing: bool = Field(False, description="Pack several examples into each sequence of cutoff_len tokens.")
@@ -84,6 +110,30 @@ class DataConfig(_Section):
     @classmethod
     def _blank_is_none(cls, text: str | None) -> str | None:
         return text if text and text.strip() else None
+
+    @model_validator(mode="after")
+    def _shares_add_up(self) -> DataConfig:
+        given = [spec.share for spec in self.datasets if spec.share is not None]
+        if not given:
+            return self
+        total, unset = sum(given), len(self.datasets) - len(given)
+        if unset == 0 and abs(total - 1) > SHARE_TOLERANCE:
+            raise ValueError(f"the datasets' shares add up to {total:g}; they must add up to 1")
+        if unset and total >= 1 - SHARE_TOLERANCE:
+            raise ValueError(
+                f"the shares given add up to {total:g}, which leaves nothing for the {unset} dataset(s) without one"
+            )
+        return self
+
+    def shares(self) -> list[float] | None:
+        """Each dataset's share of a mix (adding up to 1), or None when no dataset has one (concatenated)."""
+        given = [spec.share for spec in self.datasets]
+        if all(share is None for share in given):
+            return None
+        known = [share for share in given if share is not None]
+        rest = (1 - sum(known)) / (len(given) - len(known)) if len(known) < len(given) else 0.0
+        shares = [rest if share is None else share for share in given]
+        return [share / sum(shares) for share in shares]
 
 
 class TrainConfig(_Section):
@@ -235,6 +285,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set dotted fields, e.g. `train.max_steps=4` or `data.datasets.0.path=x.json`; values are parsed as YAML.
+    An index one past a list's end adds an item (`data.datasets.1.path=y.json` adds a second dataset).
 
     Choosing another method or stage (`method.name=prefix`) starts its section afresh: the old one's fields do not
     belong to the new one. It is switched first, whatever the order of the overrides.
@@ -269,8 +320,10 @@ def _set_dotted(node: Any, parts: list[str], value: Any) -> None:
         last = i == len(parts) - 1
         if isinstance(node, list):
             index = int(part) if part.isdigit() else None
-            if index is None or index >= len(node):
+            if index is None or index > len(node):
                 raise IndexError(f"{part!r} is not an index of a list of {len(node)}")
+            if index == len(node):  # one past the end adds an item: data.datasets.1.path=... adds a dataset
+                node.append({})
             if last:
                 node[index] = value
             node = node[index]
@@ -293,8 +346,11 @@ def _resolve_dataset_paths(raw: dict[str, Any], base: Path) -> None:
 
 
 def dump_config(config: RunConfig) -> str:
-    """The YAML text of a config, with every field written out (the form of presets and frozen run configs)."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    """The YAML text of a config, with every field written out (the form of presets and frozen run configs), but
+    for each dataset only what is set: its many defaults are the same for every dataset and would bury the rest."""
+    dump = config.model_dump(mode="json")
+    dump["data"]["datasets"] = [spec.model_dump(mode="json", exclude_defaults=True) for spec in config.data.datasets]
+    return yaml.safe_dump(dump, sort_keys=False, allow_unicode=True)
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:

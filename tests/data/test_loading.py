@@ -145,7 +145,8 @@ def test_dataset_info_column_mapping(info_dir):
     [
         (None, ["choose a dataset name", "local datasets here: orca_local"]),
         ("nope", ["no dataset named 'nope'", "local datasets here: orca_local"]),
-        ("openorca", ["hub dataset", "hf_hub_url: Open-Orca/OpenOrca", "does not download", "orca_local"]),
+        # Tests run offline (HF_HUB_OFFLINE): a hub entry is refused at once, naming it and its hub id.
+        ("openorca", ["'openorca': cannot fetch hf://Open-Orca/OpenOrca", "offline", "HF_HUB_OFFLINE is set"]),
         ("pairs", ["preference data (ranking: true)", "preference stage (stage.name: dpo)"]),
         ("gone", ["'missing.json'", "not in"]),
         ("odd", ["formatting 'pretrain'", "alpaca, sharegpt, openai"]),
@@ -160,7 +161,7 @@ def test_dataset_info_entries_that_cannot_load(info_dir, name, fragments):
 
 
 def test_real_dataset_info_hub_and_preference_entries(demo_dir):
-    with pytest.raises(DataError, match="'alpaca_en' is a hub dataset"):
+    with pytest.raises(DataError, match="'alpaca_en': cannot fetch hf://llamafactory/alpaca_en"):
         load_conversations(DatasetSpec(path=str(demo_dir), name="alpaca_en"))
     with pytest.raises(DataError, match="'dpo_en_demo' is preference data"):
         load_conversations(DatasetSpec(path=str(demo_dir), name="dpo_en_demo"))
@@ -189,7 +190,7 @@ BAD_INPUTS = [
     pytest.param("data.json", b'{"rows": []}', None, None, "top level is an object", id="not-a-list"),
     pytest.param("data.json", b'[{"instruction": "a", "output": "b"}, 3]', 2, None, "expected an object", id="row"),
     pytest.param("data.json", '[{"instruction": "\xe9"}]'.encode("latin-1"), None, None, "not UTF-8", id="latin-1"),
-    pytest.param("data.txt", b"hello", None, None, "unsupported file type", id="extension"),
+    pytest.param("data.xml", b"hello", None, None, "unsupported file type", id="extension"),
     pytest.param("data.json", json.dumps([GOOD, {"instruction": "a"}]).encode(), 2, "output", "missing", id="missing"),
     pytest.param(
         "data.json", json.dumps([GOOD, GOOD, {**GOOD, "output": ""}]).encode(), 3, "output", "is empty", id="empty"

@@ -91,7 +91,7 @@ BAD_FILES = [
     ("none.json", b"[]", None, ["no rows"]),
     ("latin1.json", '[{"a": "caf\u00e9"}]'.encode("latin-1"), None, ["not UTF-8", "byte offset 11", "line 1"]),
     ("latin1.csv", "a,b\nx,y\ncaf\u00e9,z\n".encode("latin-1"), None, ["not UTF-8", "line 3"]),
-    ("data.txt", b"hello", None, ["unsupported file type '.txt'", ".json, .jsonl, .csv, .parquet"]),
+    ("data.xml", b"hello", None, ["unsupported file type '.xml'", ".json, .jsonl, .csv, .parquet, .txt"]),
     ("data", b"hello", None, ["unsupported file type", "no extension"]),
     ("bad.parquet", b"PAR1 this is not parquet", None, ["not a readable Parquet file"]),
     ("ragged.csv", b'a,b\n1,2\n3,4,5,6\n"x,y\n', None, ["not valid CSV"]),

@@ -54,7 +54,16 @@ def data(tmp_path_factory):
         "prompts": write(folder / "prompts.json", [
             {"prompt": f"What is {i} plus {i}?", "answer": str(2 * i)} for i in range(8)
         ]),
+        "text": text(folder / "lamps.txt", [
+            f"Lamp {i} shone all night over the harbour, and the ships found their way home by it." for i in range(6)
+        ]),
+        "pages": write(folder / "pages.json", [{"text": f"Page {i}: a lamp needs oil and a wick."} for i in range(6)]),
     }  # fmt: skip
+
+
+def text(path, documents):
+    path.write_text("\n\n".join(documents), encoding="utf-8")  # a blank line between documents
+    return path
 
 
 # {case: (stage, data kind, extra settings)}
@@ -69,6 +78,8 @@ CASES = {
     "grpo": ("grpo", "prompts", [*ONLINE, "stage.rewards=[exact_match,format,length]", "stage.format_regex=.*"]),
     "rloo": ("rloo", "prompts", [*ONLINE, "stage.rewards=[contains_answer]"]),
     "online-dpo": ("online_dpo", "prompts", ["stage.max_completion_length=8", "stage.rewards=[exact_match,length]"]),
+    # Raw text from a .txt file, mixed 3:1 with a text column of another file.
+    "pt": ("pt", "text", ["data.datasets.0.share=0.75", "data.datasets.1.path={pages}", "data.datasets.1.share=0.25"]),
     # Stages with methods whose paths differ: a frozen reference copy (full, bottleneck), a 4-bit base, virtual
     # tokens, a whole reward model.
     "dpo-full": ("dpo", "pairs", ["method.name=full"]),
@@ -124,9 +135,10 @@ def runs(shared_home, tiny_model, data):
         spawn.ensure_launcher()
         store = RunQueue()
         jobs = {
-            case: submit(store, tiny_model, data.get(kind), f"stage.name={stage}", *settings)
+            case: submit(store, tiny_model, data.get(kind), f"stage.name={stage}",
+                         *(setting.format(**data) for setting in settings))
             for case, (stage, kind, settings) in CASES.items()
-        }
+        }  # fmt: skip
         done = wait_for_jobs(store, jobs)
         assert all(done[case].state == "finished" for case in ("sft", "reward", "dpo-full"))
         chained = {
@@ -240,3 +252,20 @@ def test_a_reward_model_merges_into_a_scoring_model_and_is_not_offered_for_chat(
     ids = tokenizer("Blue.", return_tensors="pt")
     unmerged = load_artifact(job, "reward", tiny_model)
     torch.testing.assert_close(merged.eval()(**ids).logits, unmerged(**ids).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_pt_trains_every_token_of_the_mixed_text(runs, tiny_model):
+    job = runs["pt"]
+    status = job.files.read_status()
+    stats = status["data_stats"]
+    # Every token is trained (labels are the input ids), in blocks of the cutoff (48 tokens).
+    assert stats["trained_tokens"] == stats["total_tokens"] > 48 and stats["rows"] == -(-stats["total_tokens"] // 48)
+    # The mix holds its shares: 6 documents of the .txt file and 2 of the 6 pages (no row repeated: N = 8).
+    assert [(p["file"], p["share"], p["rows"], p["pool"]) for p in stats["mix"]] == [
+        ("lamps.txt", 0.75, 6, 6),
+        ("pages.json", 0.25, 2, 6),
+    ]
+    # The trainable weights moved: LoRA's B matrices start at zero.
+    weights = load_file(job.files.adapter / "adapter_model.safetensors")
+    lora_b = [name for name in weights if "lora_B" in name]
+    assert lora_b and all(weights[name].abs().max() > 0 for name in lora_b)

@@ -36,6 +36,7 @@ WRONG = {
     "grpo": (lambda tmp: write(tmp, [{"question": "2+2?"}]), ["field 'prompt'", "row 1 has: question"]),
     "rloo": (pairs, ["preference data", "RL stages need prompts"]),
     "online_dpo": (lambda tmp: write(tmp, [{"prompt": ["not", "messages"]}]), ["field 'prompt[0]'"]),
+    "pt": (lambda _: IDENTITY, ["identity.json, row 1, field 'text': is missing", "raw text needs a text column"]),
 }
 
 

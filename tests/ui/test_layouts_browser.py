@@ -1,5 +1,6 @@
 """A user's own tables in a real headless Chromium: a `question,answer` CSV trains as it is; a CSV with column names
-the workbench does not know is mapped in the Data tab's columns form, and the mapping is the run's (YAML, CLI)."""
+the workbench does not know is mapped in the Data tab's columns form, and the mapping is the run's (YAML, CLI); mixed
+80/20 with general instructions, the Data tab shows the shares and the Runs tab what each dataset gave."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from tests.ui.browser import App, open_tab, set_number, shot
 
@@ -31,7 +33,8 @@ def _train_one_step(page) -> None:
     set_number(page, "field-train-threads", "1")
     if not page.locator("#train-yaml").is_visible():
         page.get_by_text("Presets, YAML and command line").click()
-    page.locator("#train-yaml").get_by_text("max_steps: 1").wait_for(timeout=30_000)
+    # The command line, not the YAML: the YAML view draws only the lines in sight, and a mix's YAML is longer.
+    page.locator("#train-cli").get_by_text("train.max_steps=1").wait_for(timeout=30_000)
     page.locator("#train-estimate").get_by_text(re.compile(r"(Fits|Tight) · peak memory")).wait_for(timeout=60_000)
 
 
@@ -91,12 +94,42 @@ def test_a_question_answer_csv_trains_and_other_columns_are_mapped(browser, tmp_
         assert not page.locator("#data-error").inner_text().strip()
         page.locator("#data-preview").get_by_text(FAQ[0][1]).filter(visible=True).first.wait_for(timeout=30_000)
 
-        # The mapping is the run's: in its YAML and its command line, and it trains.
+        # Mixed 80/20 with general instructions (a shipped sample): the mix stats show each share and its rows.
+        _mix_with_general_instructions(page)
+        shot(page, "13-mix")
+
+        # The mapping and the mix are the run's: in its YAML and its command line, and it trains.
         _train_one_step(page)
         page.locator("#train-yaml").get_by_text("prompt: Kunde fragt").wait_for(timeout=30_000)
+        page.locator("#train-yaml").get_by_text("share: 0.2").wait_for(timeout=30_000)
         cli = page.locator("#train-cli").inner_text()
         assert "--set 'data.datasets.0.columns.prompt=Kunde fragt'" in cli, cli
         assert "--set 'data.datasets.0.columns.response=Wir sagen'" in cli, cli
+        assert "--set data.datasets.1.share=0.2" in cli, cli
         _start_and_wait(page)
+        # The Runs tab says what each dataset gave the run.
+        page.locator("#runs-progress").get_by_text(MIX).wait_for(timeout=30_000)
     finally:
         app.stop()
+
+
+MIX = "kundenservice.csv 80 % (4 rows) · alpaca_en_demo.json 20 % (1 of 999 rows)"
+
+
+def _mix_with_general_instructions(page) -> None:
+    """Add the dataset shown to the mix, then the alpaca sample, and give them 80 % and 20 %."""
+    page.get_by_text("Mix several datasets").click()
+    page.locator("#data-mix-add").click()
+    expect(page.locator("#data-mix-name-0 textarea, #data-mix-name-0 input").first).to_have_value(
+        "kundenservice.csv", timeout=30_000
+    )
+    page.locator("#data-sample input").click()
+    page.get_by_role("option", name="sample · alpaca_en_demo.json").click()
+    page.locator("#data-summary").get_by_text("alpaca_en_demo.json").wait_for(timeout=60_000)
+    page.locator("#data-mix-add").click()
+    page.locator("#data-mix-row-1").wait_for(timeout=30_000)
+    set_number(page, "data-mix-share-0", "80")
+    set_number(page, "data-mix-share-1", "20")
+    page.locator("#data-mix-stats").get_by_text(f"**Mix** · **5** rows: {MIX}".replace("**", "")).wait_for(
+        timeout=120_000
+    )

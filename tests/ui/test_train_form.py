@@ -175,3 +175,32 @@ def test_the_data_tabs_columns_fill_and_system_prompt_make_the_config_and_cli_li
     words = shlex.split(line)
     overrides = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
     assert load_config(REPO / words[4], overrides) == config  # the preset's own fill is replaced, not merged
+
+
+def test_a_mix_from_the_data_tab_is_the_runs_datasets_and_its_cli_line_rebuilds_it(tab):
+    mix = [
+        {"path": str(PRESETS / "data" / "identity.json"), "share": 0.8, "fill": {"name": "Ada"}},
+        {"path": str(PRESETS / "data" / "alpaca_en_demo.json"), "share": 0.2, "max_samples": 100},
+    ]
+    values = form_values(tab, **{"data.mix_strategy": "every_row"})
+    values[5] = mix  # the Data tab's choice: the mix, not one dataset
+    config = parse_config(train_tab.raw_config(tab, values))
+    assert [(d.share, d.max_samples) for d in config.data.datasets] == [(0.8, None), (0.2, 100)]
+    assert config.data.mix_strategy == "every_row"
+    cli = train_tab._cli(config, "sft-lora-identity")
+    assert "--set data.datasets.1.share=0.2" in cli and "data.datasets.1.format" not in cli  # no defaults said
+    words = shlex.split(cli.replace("\\\n", " "))
+    overrides = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
+    assert load_config(REPO / words[4], overrides) == config
+
+
+def test_the_estimate_counts_the_steps_of_the_mix(tab):
+    settings = [
+        "train.num_train_epochs=2",
+        "train.per_device_train_batch_size=4",
+        "train.gradient_accumulation_steps=1",
+    ]
+    config = load_config(PRESETS / "sft-lora-identity.yaml", settings)
+    # The Data tab's stats of an 80/20 mix of 4 + 1 rows: 5 rows, batch 4, 2 epochs.
+    stats = {"rows": 5, "total_tokens": 5 * 40, "mix": [{"file": "faq.csv", "share": 0.8, "rows": 4, "pool": 4}]}
+    assert "· 4 steps ≈" in train_tab._estimate_text(config, stats)

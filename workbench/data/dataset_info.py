@@ -16,14 +16,17 @@ _HUB_KEYS = ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file
 
 @dataclass(frozen=True)
 class InfoEntry:
-    """One usable entry of a dataset_info.json: the data file it names and how to read it."""
+    """One usable entry of a dataset_info.json: the data file it names (or the hub dataset) and how to read it."""
 
     name: str
-    path: Path
+    path: Path | None  # None for a hub dataset (`hub`), fetched into the store when it is read
     format: Format
     columns: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     ranking: bool = False  # preference pairs (chosen / rejected)
+    hub: str | None = None  # hf://org/name of an entry with hf_hub_url
+    subset: str | None = None
+    split: str | None = None
 
 
 def is_dataset_info(path: Path) -> bool:
@@ -51,16 +54,25 @@ def resolve_entry(path: Path, name: str | None) -> InfoEntry:
 
     hub = next((key for key in _HUB_KEYS if entry.get(key)), None)
     if hub and not entry.get("file_name"):
-        raise DataError(
-            f"{name!r} is a hub dataset ({hub}: {entry[hub]}) and Workbench does not download datasets: "
-            f"download the file yourself and point path at it ({available})",
-            file=INFO_FILE,
-            field="name",
-        )
+        if hub != "hf_hub_url":
+            raise DataError(
+                f"{name!r} is a dataset of another hub ({hub}: {entry[hub]}), which Workbench does not download: "
+                f"download the file yourself and point path at it ({available})",
+                file=INFO_FILE,
+                field="name",
+            )
+        return _hub_entry(name, entry)
     file_name = entry.get("file_name")
     if not isinstance(file_name, str) or not file_name:
         raise DataError(f"the entry {name!r} has no file_name", file=INFO_FILE, field="name")
     data_path = info_file.parent / file_name
+    if not data_path.resolve().is_relative_to(info_file.parent.resolve()):
+        # The file must come with the folder: a data folder brought as a zip may not read the server's own files.
+        raise DataError(
+            f"{name!r} names {file_name!r}, outside the folder of {INFO_FILE}; copy the file into that folder",
+            file=INFO_FILE,
+            field="name",
+        )
     if data_path.is_dir():
         raise DataError(
             f"{name!r} points to the folder {file_name!r}; Workbench reads one data file per dataset",
@@ -83,6 +95,39 @@ def resolve_entry(path: Path, name: str | None) -> InfoEntry:
         tags=_string_map(entry, "tags", name) if format == "sharegpt" else {},
         ranking=bool(entry.get("ranking")),
     )
+
+
+def _hub_entry(name: str, entry: dict[str, Any]) -> InfoEntry:
+    format = entry.get("formatting", "alpaca")
+    if format not in FORMATS:
+        raise DataError(
+            f"{name!r} has formatting {format!r}; supported: {', '.join(FORMATS)}", file=INFO_FILE, field="name"
+        )
+    subset, split = entry.get("subset"), entry.get("split")
+    return InfoEntry(
+        name=name,
+        path=None,
+        format=format,
+        columns=_string_map(entry, "columns", name),
+        tags=_string_map(entry, "tags", name) if format == "sharegpt" else {},
+        ranking=bool(entry.get("ranking")),
+        hub=f"hf://{entry['hf_hub_url']}",
+        subset=subset if isinstance(subset, str) else None,
+        split=split if isinstance(split, str) else None,
+    )
+
+
+def local_entries(folder: Path) -> list[str]:
+    """The entries of the dataset_info.json in `folder` whose data file is there (preference data included)."""
+    info = _read_info(folder / INFO_FILE)
+    return [
+        name
+        for name, entry in info.items()
+        if isinstance(entry, dict)
+        and isinstance(entry.get("file_name"), str)
+        and (folder / entry["file_name"]).resolve().is_relative_to(folder.resolve())
+        and (folder / entry["file_name"]).is_file()
+    ]
 
 
 def _read_info(info_file: Path) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class Head:
 
 
 def read_head(path: Path, rows: int, *, max_bytes: int | None = None, budget: int = HEAD_BYTES) -> Head:
-    """Read the first `rows` records of a .json, .jsonl, .csv or .parquet file, reading at most `budget` bytes.
+    """Read the first `rows` records of a .json, .jsonl, .csv, .parquet or .txt file, reading at most `budget` bytes.
 
     File checks (type, size limit `max_bytes`, emptiness) come first, as in `read_records`; fewer than `rows`
     records come back when the next one does not fit in `budget`.
@@ -62,7 +62,10 @@ def read_head(path: Path, rows: int, *, max_bytes: int | None = None, budget: in
     else:
         with path.open("rb") as file:
             prefix = _Prefix(file, path.name, budget)
-            head = _csv_head(prefix, rows) if suffix == ".csv" else _json_head(prefix, rows, suffix == ".jsonl")
+            if suffix == ".txt":
+                head = _txt_head(prefix, rows)
+            else:
+                head = _csv_head(prefix, rows) if suffix == ".csv" else _json_head(prefix, rows, suffix == ".jsonl")
     if not head.records:
         raise DataError("the file holds no rows", file=path.name)
     check_objects(head.records, path.name)
@@ -234,6 +237,22 @@ def _csv_head(prefix: _Prefix, rows: int) -> Head:
             if not records:
                 raise prefix.too_long(1)
             return Head(records, None)
+
+
+def _txt_head(prefix: _Prefix, rows: int) -> Head:
+    """Plain text: whole documents only (the last one read so far may go on), unless the first alone is over the
+    budget: then its start, which is all a preview shows of it (training reads it whole)."""
+    from workbench.data.text import TEXT_COLUMN, split_documents
+
+    prefix.more()
+    while True:
+        documents = split_documents(prefix.text)
+        whole = documents if prefix.eof else documents[:-1]
+        if len(whole) > rows or prefix.eof:
+            records = [{TEXT_COLUMN: document} for document in whole[:rows]]
+            return Head(records, None if len(whole) > rows else len(whole))
+        if not prefix.more():
+            return Head([{TEXT_COLUMN: document} for document in (whole or documents[:1])], None)
 
 
 def _whole_lines(prefix: _Prefix) -> str:

@@ -11,14 +11,16 @@ import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from workbench.config import DatasetSpec
 from workbench.data import layouts, placeholders
 from workbench.data.formats import DEFAULT_COLUMNS, Conversation, is_pair_row
-from workbench.data.loading import LoadedDataset, LoadedExamples, detect_kind, first_rows, load_for
+from workbench.data.loading import KIND_NAMES, LoadedDataset, LoadedExamples, detect_kind, first_rows, load_for
 from workbench.data.preference import PAIR_COLUMNS
 from workbench.data.prompts import PROMPT_COLUMNS
+from workbench.data.text import text_field
 from workbench.data.unpaired import label_column
 from workbench.errors import DataError
 
@@ -32,6 +34,7 @@ SERVES = {
     "pairs": ("pairs", "labeled"),
     "labeled": ("labeled",),
     "prompts": ("prompts",),
+    "text": ("text",),
 }
 
 
@@ -83,6 +86,8 @@ def preview(spec: DatasetSpec, *, system_prompt: str | None = None) -> Preview:
         return Preview(kind, None, raw, fields, samples, mapping, found, err, guessed)
     if isinstance(loaded, LoadedDataset):
         rows = [_flatten(c) for c in loaded.conversations]
+    elif kind == "text":
+        rows = [{"text": document} for document in loaded.examples]
     else:
         rows = [_example_row(e) for e in loaded.examples]
     table = [{key: _clip(value) for key, value in row.items()} for row in rows]
@@ -91,6 +96,9 @@ def preview(spec: DatasetSpec, *, system_prompt: str | None = None) -> Preview:
 
 def in_use(loaded: LoadedDataset | LoadedExamples, kind: str, record: dict[str, Any]) -> dict[str, str]:
     """The columns a dataset was read with (role → field), for the fields its first row has."""
+    if kind == "text":
+        field = text_field(record, loaded.columns)
+        return {"text": field} if field else {}
     explicit = {k: v for k, v in loaded.columns.items() if k != "kto_tag"}
     if kind == "pairs" or (kind == "labeled" and is_pair_row(record, loaded.columns)):
         defaults = PAIR_COLUMNS.get(loaded.format, {})  # type: ignore[call-overload]
@@ -133,12 +141,12 @@ def _example_row(example: Any) -> dict[str, str]:
     return row
 
 
-def _as_conversations(loaded: LoadedDataset | LoadedExamples) -> list[Conversation]:
+def _as_conversations(items: list) -> list[Conversation]:
     """Each example as the conversation whose tokens count against the cutoff (the chosen side of a pair)."""
-    if isinstance(loaded, LoadedDataset):
-        return loaded.conversations
+    if not items or isinstance(items[0], list):
+        return items
     conversations = []
-    for example in loaded.examples:
+    for example in items:
         reply = getattr(example, "chosen", None) or getattr(example, "completion", None) or example.answer or ""
         conversations.append([*example.prompt, {"role": "assistant", "content": reply}])
     return conversations
@@ -189,8 +197,7 @@ def count_rows(spec: DatasetSpec) -> Counted:
     if found is None:
         try:
             loaded = _load_whole(spec, keep=True)
-            examples = loaded.conversations if isinstance(loaded, LoadedDataset) else loaded.examples
-            found = Counted(loaded.rows or 0, placeholders.found_in(examples))
+            found = Counted(loaded.rows or 0, placeholders.found_in(_items_of(loaded)))
         except DataError as err:
             # A copy without the traceback, whose frames would keep the whole file's rows alive.
             found = DataError(err.reason, file=err.file, row=err.row, field=err.field)
@@ -209,22 +216,73 @@ def inspect_tokens(
 ) -> dict[str, Any]:
     """Encode the whole dataset as training will (with the run's system prompt); returns stats and the first
     example split into spans."""
-    from workbench import models
-    from workbench.data.encoding import IGNORE_INDEX, encode_conversations
     from workbench.data.loading import add_system_prompt
 
     loaded = add_system_prompt(_load_whole(spec, keep=False), system_prompt)
+    items = loaded.conversations if isinstance(loaded, LoadedDataset) else loaded.examples
+    return _encoded_report("text" if loaded.format == "text" else "conversations", items, model, cutoff_len,
+                           train_on_prompt)  # fmt: skip
+
+
+def _encoded_report(kind: str, items: list, model: str, cutoff_len: int, train_on_prompt: bool) -> dict[str, Any]:
+    """Stats and the first example's spans of loaded items: documents (kind "text") or conversations and examples."""
+    from workbench import models
+    from workbench.data.encoding import IGNORE_INDEX, encode_conversations
+    from workbench.data.text import encode_texts
+
     tokenizer = models.load_tokenizer(models.resolve(model))
-    encoded = encode_conversations(
-        _as_conversations(loaded), tokenizer, cutoff_len=cutoff_len, train_on_prompt=train_on_prompt
-    )
-    spans: list[tuple[str, str]] = []
+    if kind == "text":
+        encoded = encode_texts(items, tokenizer, cutoff_len=cutoff_len)
+    else:
+        encoded = encode_conversations(
+            _as_conversations(items), tokenizer, cutoff_len=cutoff_len, train_on_prompt=train_on_prompt
+        )
+    # Each run of trained or masked tokens decoded as a whole: a character of several bytes (Chinese, emoji) can
+    # span tokens, and decoding them one by one would show each half as "�".
+    runs: list[tuple[list[int], str]] = []
     if encoded.input_ids:
         for token, label in zip(encoded.input_ids[0], encoded.labels[0], strict=True):
-            kind = "trained" if label != IGNORE_INDEX else "prompt (masked)"
-            text = tokenizer.decode([token])
-            if spans and spans[-1][1] == kind:
-                spans[-1] = (spans[-1][0] + text, kind)
+            shown = "trained" if label != IGNORE_INDEX else "prompt (masked)"
+            if runs and runs[-1][1] == shown:
+                runs[-1][0].append(token)
             else:
-                spans.append((text, kind))
+                runs.append(([token], shown))
+    spans = [(tokenizer.decode(ids), shown) for ids, shown in runs]
     return {"stats": encoded.stats.as_dict(), "example": spans}
+
+
+def inspect_mix(
+    specs: list[DatasetSpec],
+    model: str,
+    cutoff_len: int,
+    train_on_prompt: bool,
+    system_prompt: str | None = None,
+    strategy: str = "no_repeats",
+    seed: int = 42,
+) -> dict[str, Any]:
+    """Mix several datasets as a run will (workbench/data/mixing.py) and encode the mix: its stats, its first
+    example's spans, what each dataset gave (`parts`) and the kind of data it is loaded as. Reads every file."""
+    from workbench.config import DataConfig
+    from workbench.data.mixing import load_mixed
+
+    data = DataConfig(datasets=specs, cutoff_len=cutoff_len, system_prompt=system_prompt, mix_strategy=strategy)
+    kinds = [detect_kind(spec) for spec in specs]
+    common = [kind for kind in SERVES[kinds[0]] if all(kind in SERVES[other] for other in kinds)]
+    if not common:
+        held = ", ".join(
+            f"{KIND_NAMES[kind]} ({Path(spec.path).name})" for kind, spec in zip(kinds, specs, strict=True)
+        )
+        raise DataError(f"these datasets hold different kinds of data, which no stage trains on together: {held}")
+    mixed = load_mixed(data, common[0], seed)
+    report = _encoded_report(common[0], mixed.rows, model, cutoff_len, train_on_prompt)
+    unfilled = [name for ds in mixed.loaded for name in placeholders.found_in(_items_of(ds))]
+    return {
+        **report,
+        "parts": mixed.report(),
+        "kind": kinds[0] if len(set(kinds)) == 1 else None,
+        "placeholders": list(dict.fromkeys(unfilled)),
+    }
+
+
+def _items_of(loaded: LoadedDataset | LoadedExamples) -> list:
+    return loaded.conversations if isinstance(loaded, LoadedDataset) else loaded.examples

@@ -134,8 +134,8 @@ def _lowercase_names(record: dict[str, Any]) -> dict[str, str]:
     return names
 
 
-def describe(mapping: dict[str, str]) -> str:
-    """`field → role, ...` for people, in the order of ROLES."""
-    parts = [f"{mapping[key]} → {ROLES.get(key, key)}" for key in ROLES if mapping.get(key)]
+def describe(mapping: dict[str, str], roles: dict[str, str] = ROLES) -> str:
+    """`field → role, ...` for people, in the order of ROLES; `roles` names them (the page's language)."""
+    parts = [f"{mapping[key]} → {roles.get(key, key)}" for key in ROLES if mapping.get(key)]
     parts += [f"{field} → {key}" for key, field in mapping.items() if key not in ROLES and field]
     return ", ".join(parts)

@@ -1,7 +1,8 @@
-"""From a dataset spec to training rows: read the file, resolve dataset_info.json, detect the layout, convert.
+"""From a dataset spec to training rows: fetch a hub dataset into the store, resolve dataset_info.json or a
+save_to_disk folder to what it holds, read it, detect the layout, convert.
 
-Each stage reads its own kind of data (`load_for`): conversations (SFT), preference pairs, labelled replies (KTO)
-or prompts (GRPO, RLOO)."""
+Each stage reads its own kind of data (`load_for`): conversations (SFT), preference pairs, labelled replies (KTO),
+prompts (GRPO, RLOO) or raw text (continued pre-training)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 
 from workbench.config import DataConfig, DatasetSpec
-from workbench.data import placeholders
+from workbench.data import hub, placeholders, saved
 from workbench.data.dataset_info import INFO_FILE, is_dataset_info, resolve_entry
 from workbench.data.formats import (
     Conversation,
@@ -26,6 +27,7 @@ from workbench.data.head import Head, read_head
 from workbench.data.preference import PairFormat, PreferencePair, convert_pairs, detect_pair_format
 from workbench.data.prompts import PromptItem, convert_prompts, detect_prompt_layout
 from workbench.data.reading import read_records
+from workbench.data.text import convert_texts, text_field
 from workbench.data.unpaired import LabeledExample, convert_labeled, detect_labeled_format, label_column, unpair
 from workbench.errors import DataError
 
@@ -61,8 +63,18 @@ def load_conversations(spec: DatasetSpec, *, first: int | None = None) -> Loaded
         )
     format, columns, tags = source.format, source.columns, source.tags
     if format == "auto":
-        format, columns = detect_layout(source.used, source.path.name, columns=columns, tags=tags)
-    conversations = convert_records(source.used, format, file=source.path.name, columns=columns, tags=tags)
+        try:
+            format, columns = detect_layout(source.used, source.file, columns=columns, tags=tags)
+        except UnknownLayout:
+            first = source.used[0] if source.used and isinstance(source.used[0], dict) else {}
+            if columns or not text_field(first, {}):
+                raise
+            raise DataError(
+                "this is raw text (a text column, or a .txt file): it trains in continued pre-training "
+                "(stage.name: pt); supervised fine-tuning needs conversations",
+                file=source.file,
+            ) from None
+    conversations = convert_records(source.used, format, file=source.file, columns=columns, tags=tags)
     conversations = placeholders.fill_examples(conversations, spec.fill)
     return LoadedDataset(source.path, format, conversations, source.rows, columns, tags)
 
@@ -110,11 +122,21 @@ class _Source:
 
     @classmethod
     def resolve(cls, spec: DatasetSpec, first: int | None = None) -> _Source:
-        path = Path(spec.path).expanduser().resolve()
+        # A hub dataset is fetched into the store first (never in the UI process: the page offers only files the
+        # workbench owns); what is read is then the stored file.
+        path = hub.fetch(spec.path, spec.subset, spec.split) if hub.is_hub(spec.path) else Path(spec.path)
+        path = path.expanduser().resolve()
         format, columns, tags, ranking = spec.format, dict(spec.columns), dict(spec.tags), None
-        if is_dataset_info(path):
+        if saved.is_saved(path):
+            path = saved.split_folder(path, spec.split)
+        elif is_dataset_info(path):
             entry = resolve_entry(path, spec.name)
             path, ranking = entry.path, entry.ranking
+            if entry.hub is not None:
+                try:
+                    path = hub.fetch(entry.hub, spec.subset or entry.subset, spec.split or entry.split)
+                except DataError as err:  # said of the entry that names the hub dataset
+                    raise DataError(f"{entry.name!r}: {err}", file=INFO_FILE, field="name") from None
             # Settings in the spec override the entry's, so one entry can be read a little differently.
             format = entry.format if format == "auto" else format
             columns, tags = {**entry.columns, **columns}, {**entry.tags, **tags}
@@ -122,11 +144,20 @@ class _Source:
 
     @cached_property
     def _head(self) -> Head | None:
-        return None if self.first is None else read_head(self.path, self.first)
+        if self.first is None:
+            return None
+        return saved.head(self.path, self.first) if self.path.is_dir() else read_head(self.path, self.first)
 
     @cached_property
     def records(self) -> list:
-        return read_records(self.path) if self._head is None else self._head.records
+        if self._head is not None:
+            return self._head.records
+        return saved.read(self.path) if self.path.is_dir() else read_records(self.path)
+
+    @property
+    def file(self) -> str:
+        """The name errors give the data: its file, or its save_to_disk folder (and split)."""
+        return saved.name_of(self.path) if self.path.is_dir() else self.path.name
 
     @property
     def rows(self) -> int | None:
@@ -162,8 +193,8 @@ def load_pairs(spec: DatasetSpec, *, first: int | None = None) -> LoadedExamples
         raise DataError(f"{spec.name!r} is not preference data: its entry has no `ranking: true`", file=INFO_FILE,
                         field="name")  # fmt: skip
     layout = _RANKING_LAYOUTS[source.format] if source.ranking else None
-    layout = layout or detect_pair_format(source.used, source.path.name, source.columns)
-    pairs = convert_pairs(source.used, layout, file=source.path.name, columns=source.columns, tags=source.tags)
+    layout = layout or detect_pair_format(source.used, source.file, source.columns)
+    pairs = convert_pairs(source.used, layout, file=source.file, columns=source.columns, tags=source.tags)
     return source.loaded(layout, pairs)
 
 
@@ -173,7 +204,7 @@ def load_labeled(spec: DatasetSpec, *, first: int | None = None) -> LoadedExampl
     if source.has_pairs():
         pairs = load_pairs(spec, first=first)  # filled already
         return dataclasses.replace(pairs, examples=unpair(pairs.pairs))
-    file = source.path.name
+    file = source.file
     format, columns = source.format, source.columns
     if format == "auto":
         format, columns = detect_labeled_format(source.used, file, columns, source.tags)
@@ -184,7 +215,7 @@ def load_labeled(spec: DatasetSpec, *, first: int | None = None) -> LoadedExampl
 def load_prompts(spec: DatasetSpec, *, first: int | None = None) -> LoadedExamples:
     """Prompts (with reference answers where the data has them) for online RL."""
     source = _Source.resolve(spec, first)
-    file = source.path.name
+    file = source.file
     if source.has_pairs():
         raise DataError(
             "this is preference data (chosen/rejected); RL stages need prompts (a `prompt` column, or "
@@ -197,25 +228,39 @@ def load_prompts(spec: DatasetSpec, *, first: int | None = None) -> LoadedExampl
     return source.loaded(layout, items, columns)
 
 
-LOADERS = {"pairs": load_pairs, "labeled": load_labeled, "prompts": load_prompts}
+def load_text(spec: DatasetSpec, *, first: int | None = None) -> LoadedExamples:
+    """Raw text for continued pre-training: a .txt file's documents, or each row's text column."""
+    source = _Source.resolve(spec, first)
+    if source.ranking:
+        raise DataError(f"{spec.name!r} is preference data (ranking: true), not raw text", file=INFO_FILE,
+                        field="name")  # fmt: skip
+    documents = convert_texts(source.used, source.file, source.columns)
+    return source.loaded("text", documents)
+
+
+LOADERS = {"pairs": load_pairs, "labeled": load_labeled, "prompts": load_prompts, "text": load_text}
 # Each kind of data as people call it.
 KIND_NAMES = {
     "conversations": "conversations",
     "pairs": "preference pairs",
     "labeled": "labelled replies",
     "prompts": "prompts",
+    "text": "raw text",
 }
 
 
 def detect_kind(spec: DatasetSpec) -> str:
     """What a dataset holds, by its first row: "pairs", "labeled" (replies with a label), "prompts" (a prompt
-    column without replies) or "conversations". Reads only the start of the file."""
+    column without replies), "text" (a text column, or a .txt file, and no conversation) or "conversations".
+    Reads only the start of the file."""
     source = _Source.resolve(spec, first=1)
     if source.has_pairs():
         return "pairs"
     first = source.used[0] if source.used and isinstance(source.used[0], dict) else {}
     if label_column(source.columns) in first:
         return "labeled"
+    if "text" in source.columns or (text_field(first, {}) and not _has_reply(first, source)):
+        return "text"
     if source.columns.get("prompt", "prompt") in first and not _has_reply(first, source):
         return "prompts"
     return "conversations"
@@ -224,7 +269,7 @@ def detect_kind(spec: DatasetSpec) -> str:
 def _has_reply(record: dict, source: _Source) -> bool:
     """Whether a row reads as a conversation (a prompt and its reply), not a prompt alone."""
     try:
-        detect_layout([record], source.path.name, columns=source.columns, tags=source.tags)
+        detect_layout([record], source.file, columns=source.columns, tags=source.tags)
     except UnknownLayout:
         return False
     return True
@@ -246,8 +291,9 @@ def load_for(
 def add_system_prompt(
     loaded: LoadedDataset | LoadedExamples, system_prompt: str | None
 ) -> LoadedDataset | LoadedExamples:
-    """Every conversation (every example's prompt) that has no system message starts with `system_prompt`."""
-    if not system_prompt:
+    """Every conversation (every example's prompt) that has no system message starts with `system_prompt`; raw
+    text has no conversation to put it in."""
+    if not system_prompt or loaded.format == "text":
         return loaded
     if isinstance(loaded, LoadedDataset):
         return dataclasses.replace(loaded, conversations=[with_system(c, system_prompt) for c in loaded.conversations])

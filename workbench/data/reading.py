@@ -1,4 +1,5 @@
-"""Reading a dataset file into plain records: JSON (an array, or JSON Lines saved as .json), JSONL, CSV, Parquet.
+"""Reading a dataset file into plain records: JSON (an array, or JSON Lines saved as .json), JSONL, CSV, Parquet,
+and plain text (.txt: one record `{"text": ...}` per document, see `workbench.data.text`).
 
 Every problem is a DataError naming the file by its name and, where it is known, the row (records count from 1; a
 CSV header is not a row) or the line.
@@ -38,7 +39,7 @@ def max_dataset_bytes() -> int:
 
 
 def read_records(path: Path, *, max_bytes: int | None = None) -> list[dict[str, Any]]:
-    """Read every record of a .json, .jsonl, .csv or .parquet file as a dict; missing values become None.
+    """Read every record of a .json, .jsonl, .csv, .parquet or .txt file as a dict; missing values become None.
 
     `max_bytes` defaults to `max_dataset_bytes()`, read when called so the environment can change it. The whole
     file is read into memory: the UI process reads only the first rows (`head.read_head`).
@@ -166,6 +167,12 @@ def parse_csv(text: str, file: str, *, nrows: int | None = None) -> list[dict[st
     return [{key: _none_if_nan(value) for key, value in row.items()} for row in frame.to_dict("records")]
 
 
+def _read_txt(path: Path) -> list[dict[str, Any]]:
+    from workbench.data.text import TEXT_COLUMN, split_documents
+
+    return [{TEXT_COLUMN: document} for document in split_documents(_read_text(path))]
+
+
 def _read_parquet(path: Path) -> list[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -259,4 +266,5 @@ _READERS: dict[str, Callable[[Path], list[Any]]] = {
     ".jsonl": _read_jsonl,
     ".csv": _read_csv,
     ".parquet": _read_parquet,
+    ".txt": _read_txt,
 }

@@ -1,15 +1,18 @@
 """The dataset store: user files copied into the data directory under their content hash, so a run can be re-read.
 
-Layout: `datasets_dir()/<sha256>/<original file name>`. A file appears there whole or not at all: it is written to
-a temporary file beside its final place and renamed over it, which is atomic. Two processes storing the same file
-at once both write the same bytes and the last rename wins; no reader sees half a file. Store only files that
-`load_conversations` accepted (`freeze_spec` does both), so nothing unusable lands in the store.
+Layout: `datasets_dir()/<sha256>/<original file name>`; a save_to_disk split is stored as one Parquet file, and a
+folder brought as a zip (`workbench/data/archive.py`) as `<sha256 of the zip>/<its name>/`. A file appears there
+whole or not at all: it is written to a temporary file beside its final place and renamed over it, which is atomic.
+Two processes storing the same file at once both write the same bytes and the last rename wins; no reader sees half
+a file. Store only files that `load_conversations` accepted (`freeze_spec` does both), so nothing unusable lands in
+the store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import get_args
 
 from workbench import home
 from workbench.config import DataFormat, DatasetSpec
+from workbench.data import saved
 from workbench.data.loading import LoadedDataset, LoadedExamples, load_conversations
 from workbench.errors import DataError
 
@@ -73,7 +77,7 @@ def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | LoadedExamples | None
     `loaded` when the spec was just loaded, to skip reading it twice.
     """
     loaded = loaded or load_conversations(spec)
-    stored = store_dataset(loaded.path)
+    stored = store_folder(loaded.path) if loaded.path.is_dir() else store_dataset(loaded.path)
     return DatasetSpec(
         path=str(stored.path),
         # Supervised formats are kept; other layouts (pairs, prompts) are told apart from the file itself again.
@@ -81,5 +85,17 @@ def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | LoadedExamples | None
         columns=loaded.columns,
         tags=loaded.tags,
         max_samples=spec.max_samples,
+        share=spec.share,
         fill=spec.fill,
     )
+
+
+def store_folder(folder: Path) -> StoredDataset:
+    """Store a save_to_disk Dataset folder (one split) as one Parquet file, `<folder>[-<split>].parquet`."""
+    scratch = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=home.datasets_dir()))
+    try:
+        parquet = scratch / f"{saved.name_of(folder).replace('/', '-')}.parquet"
+        saved.to_parquet(folder, parquet)
+        return store_dataset(parquet)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -32,9 +32,6 @@ class MethodReport:
     def share(self) -> float:
         return self.trainable / self.total if self.total else 0.0
 
-    def describe(self) -> str:
-        return f"**{self.trainable:,}** trainable parameters of {self.total:,} (**{self.share:.4%}**)"
-
 
 def problems(config: RunConfig, device: str, env: Mapping[str, str] | None = None) -> list[str]:
     """Why this run cannot train on `device` ("cuda", "mps" or "cpu") in a worker with environment `env` (default:

@@ -245,26 +245,34 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
 
 
 def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
-    """(train set, eval set or None, the data files read) for a stage that trains on `kind` of data."""
+    """(train set, eval set or None, the data files read) for a stage that trains on `kind` of data; several
+    datasets are mixed by their shares first (workbench/data/mixing.py)."""
     from workbench import data
+    from workbench.data.mixing import load_mixed
+    from workbench.data.text import encode_texts
 
-    if kind != "conversations":
+    mixed = load_mixed(config.data, kind, config.train.seed)
+    d = config.data
+    if kind == "conversations":
+        encoded = data.encode_conversations(
+            mixed.rows, tokenizer, cutoff_len=d.cutoff_len, train_on_prompt=d.train_on_prompt
+        )
+    elif kind == "text":
+        encoded = encode_texts(mixed.rows, tokenizer, cutoff_len=d.cutoff_len)
+    else:
         from datasets import Dataset
 
-        loaded = [data.load_for(kind, spec, system_prompt=config.data.system_prompt) for spec in config.data.datasets]
-        rows = [row for ds in loaded for row in ds.trl_rows()]
-        files.write_status(data_stats={"rows": len(rows), "kind": data.loading.KIND_NAMES[kind]})
-        dataset = Dataset.from_list(rows)  # TRL applies the chat template and cuts to cutoff_len itself
-    else:
-        loaded = data.load_all(config.data)
-        conversations = [c for ds in loaded for c in ds.conversations]
-        encoded = data.encode_conversations(
-            conversations, tokenizer, cutoff_len=config.data.cutoff_len, train_on_prompt=config.data.train_on_prompt
+        rows = [example.as_trl() for example in mixed.rows]
+        files.write_status(
+            data_stats={"rows": len(rows), "kind": data.loading.KIND_NAMES[kind], "mix": mixed.report()}
         )
-        files.write_status(data_stats=encoded.stats.as_dict())
+        dataset = Dataset.from_list(rows)  # TRL applies the chat template and cuts to cutoff_len itself
+        encoded = None
+    if encoded is not None:
+        files.write_status(data_stats={**encoded.stats.as_dict(), "mix": mixed.report()})
         dataset = data.to_hf_dataset(encoded)
-    train_set, eval_set = data.split_validation(dataset, config.data.val_size, config.train.seed)
-    return train_set, eval_set, [ds.path for ds in loaded]
+    train_set, eval_set = data.split_validation(dataset, d.val_size, config.train.seed)
+    return train_set, eval_set, [ds.path for ds in mixed.loaded]
 
 
 def _save_artifact(

@@ -6,6 +6,7 @@ The run config, the worker and the Runs charts read this registry; the order of 
 from workbench.stages.registry import StageSpec, TrainerParts, get, names, params_types, register
 
 from workbench.stages import sft  # noqa: E402, F401  isort: skip
+from workbench.stages import pt  # noqa: E402, F401  isort: skip
 from workbench.stages import dpo  # noqa: E402, F401  isort: skip
 from workbench.stages import kto  # noqa: E402, F401  isort: skip
 from workbench.stages import orpo  # noqa: E402, F401  isort: skip

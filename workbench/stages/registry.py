@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from workbench.registry import Registry
 
 # What a stage trains on: conversations (the assistant turns are learned), preference pairs, replies labelled
-# desirable or not (KTO), or prompts the model answers itself (online RL).
-DataKind = Literal["conversations", "pairs", "labeled", "prompts"]
+# desirable or not (KTO), prompts the model answers itself (online RL), or raw text (every token is learned).
+DataKind = Literal["conversations", "pairs", "labeled", "prompts", "text"]
 # What the model ends in: the language-model head, or one score per sequence (reward models).
 Head = Literal["causal_lm", "reward"]
 

@@ -1,7 +1,8 @@
 """The Gradio app: five tabs over the engine. Building it imports no training library.
 
 Every event is the page's own (`api_visibility="private"`), not a public API; the page served before login holds
-no run and no server path.
+no run and no server path. The page speaks English or Simplified Chinese (`workbench/ui/i18n.py`): the browser's
+language, or the one picked in the language control at the top right.
 """
 
 from __future__ import annotations
@@ -17,7 +18,19 @@ from workbench import home, models
 from workbench.data.reading import max_dataset_bytes
 from workbench.runs import spawn
 from workbench.runs.queue import RunQueue
-from workbench.ui import background, chat_tab, data_tab, downloads, export_tab, runs_tab, serving, train_tab
+from workbench.ui import (
+    background,
+    chat_tab,
+    data_mix,
+    data_tab,
+    downloads,
+    export_tab,
+    i18n,
+    runs_tab,
+    serving,
+    train_tab,
+)
+from workbench.ui.i18n import _
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
 # Gradio's cache (uploads, downloads) is swept every hour of files older than a day, and emptied when it stops.
@@ -26,32 +39,52 @@ DELETE_CACHE = (3600, 86400)
 
 def build_app() -> gr.Blocks:
     with gr.Blocks(title="Workbench", delete_cache=DELETE_CACHE) as app:
-        gr.Markdown("# Workbench\nFine-tune a language model: data → method → train → chat → export.")
+        with gr.Row(equal_height=True):
+            gr.Markdown(_("# Workbench\nFine-tune a language model: data → method → train → chat → export."))
+            # The page's language, which every event reads; static/language.js keeps it in step with the page.
+            language = gr.Radio(
+                [(name, code) for code, name in i18n.languages().items()],
+                value=i18n.ENGLISH,
+                label=_("Language"),
+                show_label=False,
+                container=False,
+                scale=0,
+                min_width=220,
+                elem_id="page-language",
+            )
         with gr.Tabs() as tabs:
-            with gr.Tab("Data", id="data") as data_shown:
+            with gr.Tab(_("Data"), id="data") as data_shown:
                 data = data_tab.build()
-            with gr.Tab("Train", id="train") as train_shown:
+            with gr.Tab(_("Train"), id="train") as train_shown:
                 train = train_tab.build()
-            with gr.Tab("Runs", id="runs"):
+            with gr.Tab(_("Runs"), id="runs"):
                 runs = runs_tab.build()
-            with gr.Tab("Chat", id="chat"):
+            with gr.Tab(_("Chat"), id="chat"):
                 chat = chat_tab.build()
-            with gr.Tab("Export", id="export"):
+            with gr.Tab(_("Export"), id="export"):
                 export = export_tab.build()
         data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], train["system_prompt"],
-                      data_shown)  # fmt: skip
-        train_tab.wire(train, data["dataset"], data["stats"], tabs, runs["selector"], train_shown)
-        runs_tab.wire(runs)
-        chat_tab.wire(chat)
-        export_tab.wire(export)
+                      data_shown, language)  # fmt: skip
+        data_mix.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], train["system_prompt"],
+                      train_tab.field(train, "data.mix_strategy"), train_tab.field(train, "train.seed"),
+                      language)  # fmt: skip
+        train_tab.wire(train, data["chosen"], data["run_stats"], tabs, runs["selector"], train_shown, language,
+                       shown_dataset=data["dataset"], mix=data["mix"]["mix"])  # fmt: skip
+        runs_tab.wire(runs, language)
+        chat_tab.wire(chat, language)
+        export_tab.wire(export, language)
         # The run pickers are filled as a page opens, not when the app is built: the page served before login
         # names no run, and a reloaded page lists the runs there are now. (The Runs tab's timer fills its own.)
-        app.load(
-            lambda: [*train_tab.offered_runs(train), chat_tab.adapters(), export_tab.runs()],
-            None,
-            [*train_tab.run_pickers(train), chat["adapter"], export["run"]],
+        # Again once the page says its language: their "none" choices are in it, and the samples' labels (which
+        # Gradio's frontend shows in the language it had when it drew them).
+        gr.on(
+            [app.load, language.change],
+            lambda language: [*train_tab.offered_runs(train, language), chat_tab.adapters(language),
+                              export_tab.runs(), gr.update(choices=data_tab.dataset_choices(language))],
+            language,
+            [*train_tab.run_pickers(train), chat["adapter"], export["run"], data["sample"]],
             api_visibility="private",
-        )
+        )  # fmt: skip
     return app
 
 
@@ -99,6 +132,8 @@ def _serve(app: gr.Blocks, options: serving.Options) -> None:
         share=options.share,
         max_file_size=max_dataset_bytes(),
         css_paths=[STATIC / "workbench.css"],
+        js=(STATIC / "language.js").read_text(encoding="utf-8"),
+        i18n=i18n.gradio_i18n(),
         show_error=True,
         ssr_mode=False,  # server-side rendering would start a Node.js server first: slower to open, no gain here
         app_kwargs={"middleware": serving.middleware(options)},

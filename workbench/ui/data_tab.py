@@ -1,5 +1,6 @@
 """The Data tab: upload a file or pick a sample; see its kind, columns, rows, a rendered example and token
-statistics; say which field is which where the columns are not recognised, and fill in placeholders."""
+statistics; say which field is which where the columns are not recognised, and fill in placeholders. Its text is in
+the page's language (`workbench/ui/i18n.py`: `_` for what the tab is built with, `t` for what its events say)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,16 @@ from workbench.data.formats import UnknownLayout
 from workbench.data.inspect import PREVIEW_ROWS, Preview, count_rows, inspect_tokens, preview, stages_for
 from workbench.data.loading import KIND_NAMES
 from workbench.errors import WorkbenchError
-from workbench.ui import background
+from workbench.ui import background, data_mix, data_sources, i18n
+from workbench.ui.i18n import Translator, _
 
 SUPPORTED = list(access.DATASET_SUFFIXES)
+# The example's spans by what becomes of them in training (`inspect_tokens`); the page names them in its language.
 SPAN_COLORS = {"trained": "#16a34a", "prompt (masked)": "#9ca3af"}
+SOURCES = {"yours": "yours · {name}", "sample": "sample · {name}"}  # how the picker names a dataset, by its key
 # The columns form offers a role for this many fields; more are mapped in the YAML.
 MAX_COLUMNS = 12
 MAX_PLACEHOLDERS = 6
-ROLE_CHOICES = [("not used", ""), *((title, key) for key, title in layouts.ROLES.items())]
 # What `inspect` updates, in the order of the tab's "outputs"; `role<i>` and `fill<i>` are the form's fields.
 OUTPUT_NAMES = (
     "shown", "summary", "error", "table", "example", "histogram", "stats_md", "stats", "columns_box",
@@ -46,65 +49,92 @@ def listed_datasets() -> dict[str, Path]:
     return collected | {f"sample/{name}": SAMPLES / name for name in sample_files()}
 
 
-def dataset_choices() -> list[tuple[str, str]]:
-    """The picker's (label, key) pairs."""
-    return [(key.replace("/", " · ", 1), key) for key in listed_datasets()]
+def dataset_choices(language: str | None = None) -> list[tuple[Any, str]]:
+    """The picker's (label, key) pairs, labelled in `language` (None: as the page is built, in the page's)."""
+    return [(_dataset_label(key, language), key) for key in listed_datasets()]
+
+
+def _dataset_label(key: str, language: str | None) -> Any:
+    source, _slash, name = key.partition("/")
+    if language is None:
+        return _(SOURCES[source], name=name)
+    return i18n.translator(language)(SOURCES[source], name=name)
+
+
+def role_choices() -> list[tuple[Any, str]]:
+    return [(_("not used"), ""), *((_(title), key) for key, title in layouts.ROLES.items())]
 
 
 def build() -> dict[str, Any]:
     """Render the tab; returns the components other tabs read: the chosen dataset (kept on the server: its path,
     columns and placeholder values) and its stats."""
     with gr.Row():
-        upload = gr.File(label="Upload a dataset", file_types=SUPPORTED, type="filepath", elem_id="data-upload")
+        upload = gr.File(
+            label=_("Upload a dataset"), file_types=[*SUPPORTED, access.ARCHIVE_SUFFIX], type="filepath",
+            elem_id="data-upload",
+        )  # fmt: skip
         with gr.Column():
             sample = gr.Dropdown(
                 dataset_choices(),
                 value=None,
-                label="…or pick a sample or one of yours",
-                info="Yours: preference pairs rated in the Chat tab's side-by-side mode",
+                label=_("…or pick a sample or one of yours"),
+                info=_("Yours: preference pairs rated in the Chat tab's side-by-side mode"),
                 elem_id="data-sample",
             )
             # Shows the file's name; the path itself stays on the server (`dataset`), so no event of the page
             # takes a path from the browser.
-            shown = gr.Textbox(label="Dataset file", interactive=False, elem_id="data-path")
+            shown = gr.Textbox(label=_("Dataset file"), interactive=False, elem_id="data-path")
             summary = gr.Markdown(elem_id="data-summary")
+    sources = data_sources.build()  # a folder's entry or split, and hub datasets
     error = gr.Markdown(elem_id="data-error")
-    with gr.Accordion("Columns: which field is which", open=False, visible=False, elem_id="data-columns") as box:
+    with gr.Accordion(_("Columns: which field is which"), open=False, visible=False, elem_id="data-columns") as box:
         gr.Markdown(
-            "Each field of the rows plays a role in the conversation the model learns from, or none. The choice "
-            "goes into the run config (`data.datasets.0.columns`)."
+            _(
+                "Each field of the rows plays a role in the conversation the model learns from, or none. The "
+                "choice goes into the run config (`data.datasets.0.columns`)."
+            )
         )
         roles = []
         for start in range(0, MAX_COLUMNS, 4):
             with gr.Row():
                 roles += [
                     gr.Dropdown(
-                        ROLE_CHOICES, value="", label=f"field {i + 1}", visible=False, elem_id=f"data-role-{i}"
+                        role_choices(),
+                        value="",
+                        label=_("field {number}", number=i + 1),
+                        visible=False,
+                        elem_id=f"data-role-{i}",
                     )
                     for i in range(start, start + 4)
                 ]
         columns_more = gr.Markdown()
-        apply_columns = gr.Button("Use these columns", elem_id="data-columns-apply")
+        apply_columns = gr.Button(_("Use these columns"), elem_id="data-columns-apply")
     with gr.Group(visible=False, elem_id="data-placeholders") as fill_box:
         gr.Markdown(
-            "**Placeholders in the data.** Give their values: they are filled into every row, in the preview, in "
-            "training and in the run config (`data.datasets.0.fill`). Left empty, the model learns them as written."
+            _(
+                "**Placeholders in the data.** Give their values: they are filled into every row, in the preview, "
+                "in training and in the run config (`data.datasets.0.fill`). Left empty, the model learns them as "
+                "written."
+            )
         )
         with gr.Row():
             fills = [
-                gr.Textbox(label=f"placeholder {i + 1}", visible=False, elem_id=f"data-fill-{i}")
+                gr.Textbox(label=_("placeholder {number}", number=i + 1), visible=False, elem_id=f"data-fill-{i}")
                 for i in range(MAX_PLACEHOLDERS)
             ]
-    table = gr.Dataframe(label="First rows", wrap=True, max_height=320, elem_id="data-preview")
+    table = gr.Dataframe(label=_("First rows"), wrap=True, max_height=320, elem_id="data-preview")
     example = gr.HighlightedText(
-        label="First example as the model sees it: green tokens are trained, grey ones are masked",
-        color_map=SPAN_COLORS,
+        label=_("First example as the model sees it: green tokens are trained, grey ones are masked"),
+        color_map={
+            i18n.translator(code)(kind): color for code in i18n.languages() for kind, color in SPAN_COLORS.items()
+        },  # fmt: skip
         combine_adjacent=True,
         elem_id="data-example",
     )
     with gr.Row():
-        histogram = gr.BarPlot(x="tokens", y="rows", title="Token lengths", height=240, elem_id="data-histogram")
+        histogram = gr.BarPlot(x="tokens", y="rows", title=_("Token lengths"), height=240, elem_id="data-histogram")
         stats_md = gr.Markdown(elem_id="data-stats")
+    mix = data_mix.build()  # several datasets, each with a share
     stats = gr.State({})
     # The chosen dataset as a spec ({"path", "columns", "fill"}), set by the upload, the picker, the columns form
     # and the placeholders; the path never comes from the browser.
@@ -127,20 +157,31 @@ def build() -> dict[str, Any]:
         "fills": fills,
         "fill_names": fill_names,
         "outputs": outputs,
+        "sources": sources,
+        "mix": mix,
+        # What the run trains on (the mix once it holds a dataset, else the dataset shown) and its stats: what the
+        # Train tab reads.
+        "chosen": gr.State({}),
+        "run_stats": gr.State({}),
     }
 
 
-def wire(tab: dict[str, Any], model, cutoff, train_on_prompt, system_prompt, shown) -> None:
-    """Inspect whenever the dataset (its file, columns or placeholder values), the model, the cutoff or the system
-    prompt changes; `shown` (the tab) refreshes the datasets."""
-    inputs = [tab["dataset"], model, cutoff, train_on_prompt, system_prompt, tab["fill_names"]]
-    tab["upload"].upload(lambda f: {"path": f} if f else {}, tab["upload"], tab["dataset"], api_visibility="private")
+def wire(tab: dict[str, Any], model, cutoff, train_on_prompt, system_prompt, shown, language) -> None:
+    """Inspect whenever the dataset (its file, columns or placeholder values), the model, the cutoff, the system
+    prompt or the page's `language` changes; `shown` (the tab) refreshes the datasets."""
+    inputs = [tab["dataset"], model, cutoff, train_on_prompt, system_prompt, tab["fill_names"], language]
+    data_sources.wire(tab, language)  # the upload (a file, or a folder as a zip), a folder's entry or split, the hub
     tab["sample"].change(listed, tab["sample"], tab["dataset"], api_visibility="private")
-    shown.select(lambda: gr.update(choices=dataset_choices()), None, tab["sample"], api_visibility="private")
+    shown.select(
+        lambda language: gr.update(choices=dataset_choices(language)),
+        language,
+        tab["sample"],
+        api_visibility="private",
+    )
     # One inspection at a time, the latest last: a slow earlier one (a file read before its placeholders were
     # filled in) must not overwrite what the newer one shows.
     gr.on(
-        [tab["dataset"].change, cutoff.blur, system_prompt.blur],
+        [tab["dataset"].change, cutoff.blur, system_prompt.blur, language.change],
         inspect,
         inputs,
         tab["outputs"],
@@ -149,8 +190,8 @@ def wire(tab: dict[str, Any], model, cutoff, train_on_prompt, system_prompt, sho
         api_visibility="private",
     )
     tab["apply_columns"].click(
-        use_columns,
-        [tab["dataset"], tab["field_names"], *tab["roles"]],
+        lambda dataset, names, language, *roles: use_columns(dataset, names, *roles, language=language),
+        [tab["dataset"], tab["field_names"], language, *tab["roles"]],
         [tab["dataset"], tab["error"]],
         api_visibility="private",
     )
@@ -168,8 +209,12 @@ def listed(key: str | None) -> dict[str, str]:
     return {"path": str(path)} if path else {}
 
 
-def use_columns(dataset: dict[str, Any], field_names: list[str], *roles: str) -> tuple[Any, str]:
-    """The dataset read with the roles chosen in the columns form (an updated spec), or why they cannot be."""
+def use_columns(
+    dataset: dict[str, Any], field_names: list[str], *roles: str, language: str | None = None
+) -> tuple[Any, str]:
+    """The dataset read with the roles chosen in the columns form (an updated spec), or why they cannot be (in the
+    page's `language`)."""
+    t = i18n.translator(language)
     if not dataset.get("path"):
         return gr.update(), ""
     columns: dict[str, str] = {}
@@ -177,8 +222,11 @@ def use_columns(dataset: dict[str, Any], field_names: list[str], *roles: str) ->
         if not role:
             continue
         if role in columns:
-            title = layouts.ROLES.get(role, role)
-            return gr.update(), f"**Two fields are the {title}: {columns[role]} and {field}.** A role takes one field."
+            title = t(layouts.ROLES.get(role, role))
+            return gr.update(), t(
+                "**Two fields are the {role}: {first} and {second}.** A role takes one field.",
+                role=title, first=columns[role], second=field,
+            )  # fmt: skip
         columns[role] = field
     # A field left unused whose name a role takes by default (alpaca's `input`, `system`) is switched off.
     columns.update({key: "" for key, name in layouts.OPTIONAL_DEFAULTS.items() if key not in columns
@@ -204,9 +252,10 @@ def inspect(
     train_on_prompt: bool,
     system_prompt: str | None,
     fill_names: dict[str, Any] | None = None,
+    language: str | None = None,
 ):
     """The tab's outputs, step by step (see `inspect_steps`)."""
-    for step in inspect_steps(dataset, model, cutoff, train_on_prompt, system_prompt, fill_names):
+    for step in inspect_steps(dataset, model, cutoff, train_on_prompt, system_prompt, fill_names, language):
         yield tuple(_expand(step).get(name, gr.update()) for name in OUTPUT_NAMES)
 
 
@@ -226,13 +275,15 @@ def inspect_steps(
     train_on_prompt: bool,
     system_prompt: str | None = None,
     fill_names: dict[str, Any] | None = None,
+    language: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The first rows at once (read here, whatever the file's size), then from the helper process, which reads
     the whole file: every row checked and counted, then token statistics. Each step is a dict of output names
     (OUTPUT_NAMES; "roles" and "fills" for the form's fields) to values; names left out keep their value.
-    `fill_names` is what the placeholder boxes stand for now."""
+    `fill_names` is what the placeholder boxes stand for now; the text is in the page's `language`."""
+    t = i18n.translator(language)
     cleared = {"shown": "", "summary": "", "table": None, "example": None, "histogram": None, "stats_md": "",
-               "stats": {}, **_columns_form(None), **_fill_form("", [], {})}  # fmt: skip
+               "stats": {}, **_columns_form(None, t), **_fill_form("", [], {})}  # fmt: skip
     showing = fill_names or {}
     if not dataset or not dataset.get("path"):
         yield {**cleared, "error": ""}
@@ -242,74 +293,86 @@ def inspect_steps(
         path = str(access.readable_dataset(dataset["path"]))
         spec = DatasetSpec(**{**dataset, "path": path})
     except WorkbenchError as err:
-        yield {**cleared, "error": f"**{err}**"}
+        yield {**cleared, "error": f"**{t.error(err)}**"}
         return
     except ValidationError as err:
-        yield {**cleared, "error": f"**Cannot use these settings:** {err.errors()[0]['msg']}"}
+        yield {
+            **cleared,
+            "error": t("**Cannot use these settings:** {problem}", problem=t.message(err.errors()[0]["msg"])),
+        }
         return
-    name = Path(path).name
+    name = data_sources.shown_name(path, dataset)
     system_prompt = system_prompt or None
     try:
         seen = preview(spec, system_prompt=system_prompt)
     except WorkbenchError as err:
-        yield {**cleared, "shown": name, "error": f"**Cannot use this file.** {err}"}
+        yield {**cleared, "shown": name, "error": t("**Cannot use this file.** {problem}", problem=t.error(err))}
         return
-    form = {**_columns_form(seen), **_fill_form(path, seen.placeholders, spec.fill, showing)}
+    form = {**_columns_form(seen, t), **_fill_form(path, seen.placeholders, spec.fill, showing)}
     if seen.loaded is None:
-        yield {**cleared, **form, "shown": name, "summary": f"**{name}**", "error": _problem(seen),
+        yield {**cleared, **form, "shown": name, "summary": f"**{name}**", "error": _problem(seen, t),
                "table": pd.DataFrame(seen.rows)}  # fmt: skip
         return
-    summary = _summary(name, seen, seen.loaded.format, seen.loaded.rows)
+    summary = _summary(name, seen, seen.loaded.format, seen.loaded.rows, t)
     empty = gr.update()
-    yield {**form, "shown": name, "summary": summary, "error": "", "table": pd.DataFrame(seen.rows),
-           "example": empty, "histogram": empty, "stats_md": "Reading every row…"}  # fmt: skip
+    # The columns of the rows as read are the roles of a conversation (user, assistant, ...): named in the language.
+    table = pd.DataFrame(seen.rows).rename(columns=t.message)
+    yield {**form, "shown": name, "summary": summary, "error": "", "table": table,
+           "example": empty, "histogram": empty, "stats_md": t("Reading every row…")}  # fmt: skip
     try:
         counted = background.call(count_rows, spec)
     except WorkbenchError as err:  # a row past the first ones
-        yield {"error": f"**Cannot use this file.** {err}", "example": None, "histogram": None, "stats_md": "",
-               "stats": {}}  # fmt: skip
+        yield {"error": t("**Cannot use this file.** {problem}", problem=t.error(err)), "example": None,
+               "histogram": None, "stats_md": "", "stats": {}}  # fmt: skip
         return
     found = list(dict.fromkeys([*seen.placeholders, *counted.unfilled]))
     more = _fill_form(path, found, spec.fill, showing) if found != seen.placeholders else {}  # past the first rows
     yield {
         **more,
-        "summary": _summary(name, seen, seen.loaded.format, counted.rows),
+        "summary": _summary(name, seen, seen.loaded.format, counted.rows, t),
         "error": "",
-        "stats_md": "Counting tokens…",
+        "stats_md": t("Counting tokens…"),
     }
     try:
         result = background.call(inspect_tokens, spec, model, int(cutoff), bool(train_on_prompt), system_prompt)
     except WorkbenchError as err:
-        yield {"error": f"**Cannot tokenize this file.** {err}", "example": None, "histogram": None,
-               "stats_md": "", "stats": {}}  # fmt: skip
+        yield {"error": t("**Cannot tokenize this file.** {problem}", problem=t.error(err)), "example": None,
+               "histogram": None, "stats_md": "", "stats": {}}  # fmt: skip
         return
     s = result["stats"]
     edges, counts = s["histogram_edges"], s["histogram_counts"]
     labels = [f"{int(edges[i])}–{int(edges[i + 1])}" for i in range(len(counts))]
-    bars = gr.BarPlot(pd.DataFrame({"tokens": labels, "rows": counts}), sort=labels)  # bins in length order
+    x, y = t("tokens"), t("rows")
+    bars = gr.BarPlot(pd.DataFrame({x: labels, y: counts}), x=x, y=y, sort=labels)  # bins in length order
     truncated = s["truncated_rows"] / max(s["rows"] + s["dropped_rows"], 1)
-    text = (
-        f"**{s['rows']}** rows · mean **{s['length_mean']:.0f}** tokens, median {s['length_median']:.0f}, "
-        f"p90 {s['length_p90']:.0f}, longest {s['length_max']}  \n"
-        f"**{truncated:.1%}** cut at {s['cutoff_len']} tokens · {s['dropped_rows']} dropped (nothing left to train) · "
-        f"{s['trained_tokens']:,} of {s['total_tokens']:,} tokens trained"
-    )
+    text = t(
+        "**{rows}** rows · mean **{mean:.0f}** tokens, median {median:.0f}, p90 {p90:.0f}, longest {longest}  \n"
+        "**{truncated:.1%}** cut at {cutoff} tokens · {dropped} dropped (nothing left to train) · "
+        "{trained:,} of {total:,} tokens trained",
+        rows=s["rows"], mean=s["length_mean"], median=s["length_median"], p90=s["length_p90"],
+        longest=s["length_max"], truncated=truncated, cutoff=s["cutoff_len"], dropped=s["dropped_rows"],
+        trained=s["trained_tokens"], total=s["total_tokens"],
+    )  # fmt: skip
+    if seen.kind == "text":
+        text = _text_stats(s, t)
     stats = {**s, "kind": seen.kind, "placeholders": found}
-    yield {"error": "", "example": result["example"], "histogram": bars, "stats_md": text, "stats": stats}
+    example = [(piece, t(kind)) for piece, kind in result["example"]]
+    yield {"error": "", "example": example, "histogram": bars, "stats_md": text, "stats": stats}
 
 
-def _problem(seen: Preview) -> str:
+def _problem(seen: Preview, t: Translator) -> str:
     if isinstance(seen.error, UnknownLayout):
-        fields = ", ".join(seen.fields) or "(none)"
-        guess = " (a first guess is filled in)" if seen.guessed else ""
-        return (
-            f"**Which field is which?** These columns are not a layout the workbench knows ({fields}). Choose a "
-            f"role for each under *Columns*{guess} and press **Use these columns**."
-        )
-    return f"**Cannot use this file.** {seen.error}  \nCheck the roles under *Columns*."
+        fields = ", ".join(seen.fields) or t("(none)")
+        guess = t(" (a first guess is filled in)") if seen.guessed else ""
+        return t(
+            "**Which field is which?** These columns are not a layout the workbench knows ({fields}). Choose a "
+            "role for each under *Columns*{guess} and press **Use these columns**.",
+            fields=fields, guess=guess,
+        )  # fmt: skip
+    return t("**Cannot use this file.** {problem}  \nCheck the roles under *Columns*.", problem=t.error(seen.error))
 
 
-def _columns_form(seen: Preview | None) -> dict[str, Any]:
+def _columns_form(seen: Preview | None, t: Translator) -> dict[str, Any]:
     """The columns form for a dataset: one role per field, open when the roles need a person's word."""
     fields = seen.fields if seen is not None else []
     role_of = {field: key for key, field in seen.mapping.items()} if seen is not None else {}
@@ -317,7 +380,7 @@ def _columns_form(seen: Preview | None) -> dict[str, Any]:
         gr.update(
             visible=True,
             label=fields[i],
-            info=f"e.g. {seen.samples[fields[i]]}" if seen else None,
+            info=t("e.g. {sample}", sample=seen.samples[fields[i]]) if seen else None,
             value=role_of.get(fields[i], ""),
         )  # fmt: skip
         if i < len(fields)
@@ -328,7 +391,9 @@ def _columns_form(seen: Preview | None) -> dict[str, Any]:
     return {
         "columns_box": gr.update(visible=bool(fields), open=seen is not None and seen.loaded is None),
         "roles": roles,
-        "columns_more": f"{more} more fields are not shown here: map them in the YAML." if more > 0 else "",
+        "columns_more": t("{more} more fields are not shown here: map them in the YAML.", more=more)
+        if more > 0
+        else "",
         "field_names": fields[:MAX_COLUMNS],
     }
 
@@ -348,10 +413,26 @@ def _fill_form(path: str, names: list[str], values: dict[str, str], showing: dic
     return {"fill_box": gr.update(visible=bool(shown)), "fills": boxes, "fill_names": now}
 
 
-def _summary(name: str, seen: Preview, format: str, rows: int | None) -> str:
-    counted = f"**{rows:,}** rows" if rows is not None else f"first {PREVIEW_ROWS} rows shown, counting the rest…"
-    columns = f"  \nColumns: {layouts.describe(seen.mapping)}" if seen.mapping else ""
-    return (
-        f"**{name}** · {KIND_NAMES[seen.kind]} · format **{format}** · {counted}{columns}  \n"
-        f"Trains with: **{', '.join(stages_for(seen.kind))}** (pick the stage in the Train tab)"
-    )
+def _summary(name: str, seen: Preview, format: str, rows: int | None, t: Translator) -> str:
+    if rows is not None:
+        counted = t("**{rows:,}** rows", rows=rows)
+    else:
+        counted = t("first {shown} rows shown, counting the rest…", shown=PREVIEW_ROWS)
+    roles = {key: t(title) for key, title in layouts.ROLES.items()}
+    columns = t("  \nColumns: {columns}", columns=layouts.describe(seen.mapping, roles)) if seen.mapping else ""
+    return t(
+        "**{name}** · {kind} · format **{format}** · {counted}{columns}  \n"
+        "Trains with: **{stages}** (pick the stage in the Train tab)",
+        name=name, kind=t(KIND_NAMES[seen.kind]), format=format, counted=counted, columns=columns,
+        stages=", ".join(t(title) for title in stages_for(seen.kind)),
+    )  # fmt: skip
+
+
+def _text_stats(s: dict[str, Any], t: Translator) -> str:
+    """Raw text's stats: documents, and the blocks of the cutoff length their tokens are packed into."""
+    return t(
+        "**{documents:,}** documents · mean **{mean:.0f}** tokens with the end-of-text token, longest {longest:,}  \n"
+        "**{blocks:,}** blocks of up to {cutoff} tokens · every one of the {total:,} tokens trained",
+        documents=sum(s["histogram_counts"]), mean=s["length_mean"], longest=s["length_max"], blocks=s["rows"],
+        cutoff=s["cutoff_len"], total=s["total_tokens"],
+    )  # fmt: skip

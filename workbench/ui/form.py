@@ -1,8 +1,9 @@
 """A Gradio form generated from the run config's pydantic models.
 
 Each field becomes the component its type calls for: a `Literal` a dropdown, a bool a checkbox, a bounded number
-a slider, an open number a number box; the field's description is the help text. Values come back as a nested
-dict that validates into a RunConfig, so the form can never drift from the config.
+a slider, an open number a number box; the field's description is the help text, and the label and help text show
+in the page's language (each field's name and description in Chinese: `locales/zh-CN/schema.yaml`). Values come
+back as a nested dict that validates into a RunConfig, so the form can never drift from the config.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
 
 import gradio as gr
+from gradio.i18n import I18nData
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+
+from workbench.ui.i18n import _, static
 
 
 @dataclass
@@ -51,14 +55,15 @@ def build_fields(
 
 
 def _component(section: str, name: str, info: FieldInfo, value: Any, prefix: str) -> FormField:
-    label = name.replace("_", " ")
-    help_text = info.description
+    label = _(label_text(name))
+    description = info.description or ""
+    help_text = _(description)
     annotation = info.annotation
     elem_id = f"field-{prefix}-{name}"
     choices = _literal_choices(annotation)
     if choices is not None and _allows_list(annotation):
         text = value if isinstance(value, str) else ",".join(value)
-        help_text = f"{help_text} Several names: separate them with commas."
+        help_text = _help(description, "{help} Several names: separate them with commas.")
         box = gr.Dropdown(choices, value=text, label=label, info=help_text, allow_custom_value=True, elem_id=elem_id)
         return FormField(section, name, box, "modules", tuple(choices))
     if get_origin(annotation) is list:
@@ -67,7 +72,9 @@ def _component(section: str, name: str, info: FieldInfo, value: Any, prefix: str
             options = list(get_args(item))
             box = gr.Dropdown(options, value=value, multiselect=True, label=label, info=help_text, elem_id=elem_id)
             return FormField(section, name, box, "multi", tuple(options))
-        box = gr.Textbox(value=", ".join(value), label=label, info=f"{help_text} (comma-separated)", elem_id=elem_id)
+        box = gr.Textbox(
+            value=", ".join(value), label=label, info=_help(description, "{help} (comma-separated)"), elem_id=elem_id
+        )
         return FormField(section, name, box, "names")
     if choices is not None:
         return FormField(
@@ -80,7 +87,7 @@ def _component(section: str, name: str, info: FieldInfo, value: Any, prefix: str
         low, high = _bounds(info)
         kind = ("optional_" if optional else "") + base.__name__
         if optional and low is not None and low >= 1:
-            help_text = f"{help_text} (0: not set)"
+            help_text = _help(description, "{help} (0: not set)")
             value = 0 if value is None else value
             low = 0
         # Shares (dropout, warm-up, validation split) read best as sliders; counts and rates need exact typing.
@@ -100,10 +107,20 @@ def _component(section: str, name: str, info: FieldInfo, value: Any, prefix: str
     kind = "text" if optional else "string"
     if (info.json_schema_extra or {}).get("pick") == "run":
         # A run id: picked from the runs there are (the tab fills the choices in), or typed.
-        box = gr.Dropdown([("none", "")], value=value or "", label=label, info=help_text, allow_custom_value=True,
+        box = gr.Dropdown([(_("none"), "")], value=value or "", label=label, info=help_text, allow_custom_value=True,
                           elem_id=elem_id)  # fmt: skip
         return FormField(section, name, box, kind)
     return FormField(section, name, gr.Textbox(value=value or "", label=label, info=help_text, elem_id=elem_id), kind)
+
+
+def label_text(name: str) -> str:
+    """A field's label in English (its name, spaced): the key of its translation."""
+    return name.replace("_", " ")
+
+
+def _help(description: str, template: str) -> I18nData:
+    """The description with a note (`template`, "{help} ..."), each in the page's language."""
+    return static(lambda t: t(template, help=t(description)))
 
 
 def component_value(field: FormField, value: Any) -> Any:
