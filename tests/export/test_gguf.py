@@ -4,10 +4,15 @@ LoRA adapter as a GGUF LoRA holds the adapter's tensors; what cannot be made is 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import REPO
 from tests.export.conftest import needs_converter
 from tests.test_export import make_run
 from workbench.export.gguf import GgufError, export_gguf, export_lora_gguf, model_folder
@@ -111,3 +116,33 @@ def test_a_failing_converter_is_reported_with_its_message(tmp_path, monkeypatch)
     with pytest.raises(GgufError, match="convert_hf_to_gguf.py failed .*\n.*unsupported architecture: Frobnicator"):
         export_gguf(files, ["f16"])
     assert not list((files.root / "gguf").iterdir())  # nothing half-written left behind
+
+
+def test_the_export_modules_import_no_heavy_library():
+    # The web UI will call them: conversion and checks belong in child processes.
+    code = (
+        "import sys\n"
+        "import workbench.export.gguf, workbench.export.ollama, workbench.export.hub, workbench.export.llama_cpp\n"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_k_quants_go_through_llama_quantize_when_it_is_installed(tuned_run, tmp_path, monkeypatch):
+    needs_converter()
+    # A stand-in for llama.cpp's program (none is built here): it records its arguments and copies the f16 file.
+    fake = tmp_path / "bin" / "llama-quantize"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "args"}\ncp "$1" "$2"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    (exported,) = export_gguf(tuned_run.files, ["q4_k_m"], tmp_path / "out", check=False)
+    assert exported.path == tmp_path / "out" / f"{tuned_run.id}-q4_k_m.gguf" and exported.path.stat().st_size > 0
+    source, output, kind = (tmp_path / "args").read_text().split()
+    assert kind == "Q4_K_M" and Path(source).name.startswith(f".{tuned_run.id}-q4_k_m-f16.gguf.")
+    assert not Path(source).exists() and not Path(output).exists()  # the f16 step and staging file are gone
+    assert exported.report["quantizer"] == str(fake) and "check" not in exported.report
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [exported.path.name, f"{exported.path.stem}.json"]
