@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import PRESETS, REPO
 from tests.export.conftest import needs_converter
 from tests.test_export import make_run
 from workbench.export.gguf import GgufError, export_gguf, export_lora_gguf, model_folder
@@ -146,3 +146,15 @@ def test_k_quants_go_through_llama_quantize_when_it_is_installed(tuned_run, tmp_
     assert not Path(source).exists() and not Path(output).exists()  # the f16 step and staging file are gone
     assert exported.report["quantizer"] == str(fake) and "check" not in exported.report
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [exported.path.name, f"{exported.path.stem}.json"]
+
+
+def test_a_gguf_lora_needs_its_base_on_disk(tmp_path):
+    from workbench.config import load_config, save_config
+
+    files = make_run(tmp_path / "hub-base")
+    config = load_config(PRESETS / "sft-lora-identity.yaml", ["model.name_or_path=someone/some-model"])
+    save_config(config, files.config)
+    files.adapter.mkdir()
+    (files.adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    with pytest.raises(GgufError, match="the base model 'someone/some-model' is not a local folder"):
+        export_lora_gguf(files)

@@ -127,7 +127,13 @@ def export_lora_gguf(files: RunFiles, output_dir: Path | None = None, check: boo
 
     adapter = _lora_adapter(files)
     require_converter()
-    base = Path(chaining.base_ref(files.read_config()).path)
+    ref = chaining.base_ref(files.read_config())
+    base = Path(ref.path)
+    if not (base / "config.json").is_file():
+        raise GgufError(
+            f"the base model {ref.base_name!r} is not a local folder: llama.cpp's LoRA converter reads the base's "
+            "config from disk (download it, or set model.name_or_path to its folder)"
+        )
     output_dir = Path(output_dir) if output_dir else gguf_dir(files)
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / f"{files.root.name}-lora-f16.gguf"
