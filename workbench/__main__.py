@@ -290,6 +290,8 @@ def _report_gguf(item: GgufExport) -> None:
     if item.report["kind"] == "lora":
         matched = check["identical"] + check["identical_but_row_order"]
         _out(f"  {matched}/{check['adapter_tensors']} adapter tensors found in the file; report: {item.report_path}")
+        if check["unmatched"] or not check["alpha_matches"]:
+            _err(f"warning: {item.path.name} does not hold the adapter as it is (see the report)")
         return
     _out(
         f"  loads back; greedy replies identical to the merged model's: {check['identical_replies']}/"

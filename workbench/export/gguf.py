@@ -109,14 +109,15 @@ def export_gguf(
             "converter": f"llama.cpp from llama-cpp-python {LLAMA_CPP_PYTHON}",
             "quantizer": quantizer() if quant in get_args(QuantizerType) else None,
         }
+        # Written now and again after the check: a check that fails leaves no older file's report beside it.
+        write_json_atomic(target.with_suffix(".json"), reports[target])
     if check:
         started = time.monotonic()
         found = _child_report(["gguf-check", str(model)], list(reports))
         for target, report in reports.items():
             report["check"] = found[target.name]
             report["check_seconds_all_files"] = round(time.monotonic() - started, 1)
-    for target, report in reports.items():
-        write_json_atomic(target.with_suffix(".json"), report)
+            write_json_atomic(target.with_suffix(".json"), report)
     return [GgufExport(target, report) for target, report in reports.items()]
 
 
@@ -152,9 +153,10 @@ def export_lora_gguf(files: RunFiles, output_dir: Path | None = None, check: boo
         "convert_seconds": round(time.monotonic() - started, 1),
         "converter": f"llama.cpp from llama-cpp-python {LLAMA_CPP_PYTHON}",
     }
+    write_json_atomic(target.with_suffix(".json"), report)
     if check:
         report["check"] = _child_report(["gguf-lora-check", str(adapter)], [target])[target.name]
-    write_json_atomic(target.with_suffix(".json"), report)
+        write_json_atomic(target.with_suffix(".json"), report)
     return GgufExport(target, report)
 
 
