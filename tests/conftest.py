@@ -19,6 +19,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 # The converted bundled model is kept between test sessions (it takes ~25 s to make).
 os.environ.setdefault("WORKBENCH_MODELS", str(REPO / ".home" / "models"))
+# llama.cpp's GGUF converter, fetched once (`make test` installs it there; the GGUF tests skip without it).
+os.environ.setdefault("WORKBENCH_TOOLS", str(REPO / ".home" / "tools"))
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench import home
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.export.gguf import GgufExport
+
+EXPORT_FORMATS = ("adapter", "merged", "gguf", "gguf-lora", "ollama")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +48,27 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--max-new-tokens", type=int, default=256)
     chat.add_argument("--temperature", type=float, default=0.0, help="0 picks the most likely token")
 
-    export = sub.add_parser("export", help="zip a run's adapter")
+    export = sub.add_parser(
+        "export", help="a run's adapter zip, merged model, GGUF (model or LoRA) or Ollama Modelfile; --push uploads it"
+    )
     export.add_argument("run", help="a run id (see `jobs`)")
-    export.add_argument("-o", "--output", type=Path, help="zip file to write (default: in the run folder)")
+    export.add_argument(
+        "--format", choices=EXPORT_FORMATS, default="adapter",
+        help="adapter: zip of the adapter, tokenizer and model card; merged: the adapter folded into its base; "
+        "gguf: the merged model for llama.cpp; gguf-lora: the LoRA adapter for llama.cpp's --lora; "
+        "ollama: gguf plus a Modelfile (default: adapter)",
+    )  # fmt: skip
+    export.add_argument(
+        "--quant", action="append", metavar="TYPE",
+        help="GGUF type, repeatable: f16 (default), q8_0, bf16, f32; q4_k_m and other k-quants need llama.cpp's "
+        "llama-quantize on PATH",
+    )  # fmt: skip
+    export.add_argument("--no-check", action="store_true", help="do not load a GGUF back to compare its replies")
+    export.add_argument(
+        "-o", "--output", type=Path,
+        help="zip file (adapter) or folder (the other formats) to write; default: in the run folder",
+    )  # fmt: skip
+    export.add_argument("--push", metavar="REPO", help="then upload it to this Hugging Face Hub repo (private if new)")
 
     args = parser.parse_args(argv)
     home.private_files()  # runs, stored datasets and exports are the user's alone (the workers inherit it)
@@ -207,13 +231,75 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from workbench.export import zip_adapter
     from workbench.runs.store import JobStore
 
     job = JobStore().get(args.run)
-    path = zip_adapter(job.files, args.output)
-    _out(str(path))
+    quants = args.quant or ["f16"]
+    if args.push:
+        from workbench.export.hub import hub_token
+
+        hub_token()  # refused before an export that could take minutes
+    if args.format == "adapter":
+        from workbench.export import zip_adapter
+        from workbench.export.hub import run_folder
+
+        _out(str(zip_adapter(job.files, args.output)))
+        folder = run_folder(job.files, "adapter")
+    elif args.format == "merged":
+        from workbench.export import merge_adapter
+
+        folder = merge_adapter(job.files, args.output)
+        _out(str(folder))
+    elif args.format == "gguf":
+        from workbench.export.gguf import export_gguf
+
+        exported = export_gguf(job.files, quants, args.output, check=not args.no_check)
+        for item in exported:
+            _report_gguf(item)
+        folder = exported[0].path.parent
+    elif args.format == "gguf-lora":
+        from workbench.export.gguf import export_lora_gguf
+
+        item = export_lora_gguf(job.files, args.output, check=not args.no_check)
+        _report_gguf(item)
+        folder = item.path.parent
+    else:
+        from workbench.export.ollama import export_ollama
+
+        if len(quants) > 1:
+            raise WorkbenchError("--quant: an Ollama Modelfile names one GGUF; give one type")
+        modelfile, item = export_ollama(job.files, quants[0], args.output, check=not args.no_check)
+        _report_gguf(item)
+        _out(
+            f"{modelfile}\n  in its folder: ollama create {job.id.lower()} -f Modelfile && ollama run {job.id.lower()}"
+        )
+        folder = modelfile.parent
+    if args.push:
+        from workbench.export.hub import push, upload_plan
+
+        url = push(upload_plan(folder), args.push, f"Workbench: {args.format} of run {job.id}")
+        _out(f"pushed {folder} to {url}")
     return 0
+
+
+def _report_gguf(item: GgufExport) -> None:
+    check = item.report.get("check")
+    _out(str(item.path))
+    if not check:
+        return
+    if item.report["kind"] == "lora":
+        matched = check["identical"] + check["identical_but_row_order"]
+        _out(f"  {matched}/{check['adapter_tensors']} adapter tensors found in the file; report: {item.report_path}")
+        if check["unmatched"] or not check["alpha_matches"]:
+            _err(f"warning: {item.path.name} does not hold the adapter as it is (see the report)")
+        return
+    _out(
+        f"  loads back; greedy replies identical to the merged model's: {check['identical_replies']}/"
+        f"{check['prompts']}, reference tokens ranked first: {check['reference_tokens_ranked_first']:.1%}; "
+        f"report: {item.report_path}"
+    )
+    if item.report["type"] in ("f16", "f32", "bf16") and check["identical_replies"] < check["prompts"]:
+        _err(f"warning: {item.path.name} does not reply exactly as the merged model does (see the report)")
 
 
 def _out(text: str) -> None:

@@ -52,6 +52,17 @@ def models_dir() -> Path:
     return _sub("models")
 
 
+def tools_dir() -> Path:
+    """Helper programs fetched once (llama.cpp's GGUF converter); `$WORKBENCH_TOOLS` may point elsewhere so
+    several homes share one copy."""
+    override = os.environ.get("WORKBENCH_TOOLS")
+    if override:
+        path = Path(override).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return _sub("tools")
+
+
 def datasets_dir() -> Path:
     return _sub("datasets")
 

@@ -1,27 +1,24 @@
 """Getting a run's result out: the adapter zip (with its loss curve), a merged full model, and zips of folders.
 
 Merging loads the full model, so it runs in a child process (`python -m workbench.export merge RUN_DIR [OUT]`):
-whoever calls `merge_adapter`, the web UI included, never imports torch.
+whoever calls `merge_adapter`, the web UI included, never imports torch. GGUF files (`gguf.py`), Ollama's
+Modelfile (`ollama.py`) and pushing to the Hugging Face Hub (`hub.py`) live beside this module.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import traceback
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ModelLoadError, OutOfMemoryError, WorkbenchError, describe
+from workbench.errors import WorkbenchError
+from workbench.export.child import run_child
 from workbench.runs.files import RunFiles
 
 # Weights barely compress, and deflating a full model takes longer than sending it: store them as they are.
@@ -96,21 +93,10 @@ def merge_adapter(files: RunFiles, output_dir: Path | None = None) -> Path:
     if not spec.mergeable:
         raise WorkbenchError(f"run {files.root.name} used {spec.title}, which cannot be merged: {spec.merge_refusal}")
     output_dir = Path(output_dir) if output_dir else files.root / "merged"
-    env = {**os.environ}
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if models.is_local(config.model.name_or_path):
-        env["HF_HUB_OFFLINE"] = "1"  # everything is on disk: no hub look-ups that could stall
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    result = subprocess.run(
-        [sys.executable, "-m", "workbench.export", "merge", str(files.root), str(output_dir)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
+    # A local base is read from disk: the child needs no hub.
+    run_child(
+        ["merge", str(files.root), str(output_dir)], "merging", offline=models.is_local(config.model.name_or_path)
     )
-    if result.returncode != 0:
-        raise _merge_error(result)
     return output_dir
 
 
@@ -153,23 +139,6 @@ def _require_adapter(files: RunFiles) -> None:
         raise WorkbenchError(f"run {files.root.name} has no adapter yet: it has not finished")
 
 
-def _merge_error(result: subprocess.CompletedProcess) -> WorkbenchError:
-    # The child's last stdout line is {"category", "message"} when it failed knowingly.
-    try:
-        failure = json.loads(result.stdout.strip().splitlines()[-1])
-        category, message = failure["category"], failure["message"]
-    except (IndexError, ValueError, KeyError, TypeError):
-        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
-        return WorkbenchError(f"merging failed (exit code {result.returncode}):\n{tail}")
-    if category == "model":
-        return ModelLoadError(message)
-    if category == "oom":
-        return OutOfMemoryError(message)
-    error = WorkbenchError(f"merging failed: {message}")
-    error.category = category
-    return error
-
-
 # -- the child process --------------------------------------------------------------------------------------
 
 
@@ -208,25 +177,3 @@ def _merge(files: RunFiles, output_dir: Path) -> None:
             staging.rename(output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.export")
-    sub = parser.add_subparsers(dest="command", required=True)
-    merge = sub.add_parser("merge", help="merge a finished run's adapter into its base model")
-    merge.add_argument("run_dir", type=Path, help="the run folder")
-    merge.add_argument("output", type=Path, nargs="?", help="model folder to write (default: RUN_DIR/merged)")
-    args = parser.parse_args(argv)
-    files = RunFiles(args.run_dir.resolve())
-    try:
-        _merge(files, (args.output or files.root / "merged").resolve())
-    except Exception as err:
-        traceback.print_exc()
-        category, message = describe(err)
-        sys.stdout.write(json.dumps({"category": category, "message": message}) + "\n")
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
