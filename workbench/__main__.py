@@ -1,8 +1,9 @@
-"""The command line: `python -m workbench train|jobs|stop|resume|delete|logs|chat|export ...`."""
+"""The command line: `python -m workbench train|jobs|stop|resume|delete|logs|chat|export|serve ...`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,11 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("run", help="a run id (see `jobs`)")
     export.add_argument("-o", "--output", type=Path, help="zip file to write (default: in the run folder)")
 
+    serve = sub.add_parser("serve", help="serve runs' adapters on one base model through an OpenAI-compatible API")
+    serve.add_argument("runs", nargs="*", metavar="RUN", help="run ids whose adapters to serve (see `jobs`)")
+    serve.add_argument("--base", help="the base model (default: the runs' base, or the bundled model)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--api-key", default=os.environ.get("WORKBENCH_SERVE_API_KEY"),
+        help="require Authorization: Bearer KEY (or set WORKBENCH_SERVE_API_KEY); needed to serve other machines",
+    )  # fmt: skip
+    serve.add_argument("--insecure-no-auth", action="store_true", help="allow a public --host without a key")
+    serve.add_argument("--max-waiting", type=int, default=16, help="requests that may wait; more get 429")
+    serve.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+
     args = parser.parse_args(argv)
     home.private_files()  # runs, stored datasets and exports are the user's alone (the workers inherit it)
     try:
         commands = {"train": _train, "jobs": _jobs, "stop": _stop, "resume": _resume, "delete": _delete}
-        commands.update({"logs": _logs, "chat": _chat, "export": _export})
+        commands.update({"logs": _logs, "chat": _chat, "export": _export, "serve": _serve})
         return commands[args.command](args)
     except WorkbenchError as err:
         _err(f"error: {err}" if "\n" not in str(err) else "error:\n  " + str(err).replace("\n", "\n  "))
@@ -214,6 +228,15 @@ def _export(args: argparse.Namespace) -> int:
     path = zip_adapter(job.files, args.output)
     _out(str(path))
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from workbench.api.serve import ServeOptions, run
+
+    options = ServeOptions(
+        args.runs, args.base, args.host, args.port, args.api_key, args.insecure_no_auth, args.max_waiting, args.threads
+    )
+    return run(options)
 
 
 def _out(text: str) -> None:
