@@ -1,14 +1,15 @@
 """`python -m workbench serve` against plain transformers `generate` on the same model, in the same run.
 
-    python bench/serve.py [--prompts 8] [--max-tokens 32] [--threads 2]
+    python bench/serve.py [--prompts 8] [--max-tokens 32] [--threads 2] [--rounds 3]
 
 Two finished runs are made without training (LoRA r 8 on q/v/up/down with a random start, as the serve tests make
 them) on the bundled SmolLM2-135M; `serve` loads both adapters onto one base. Every setup answers the same prompts
 greedily with the same max_tokens, on the same number of torch threads: plain `generate` on the base and on the
 base with one PEFT adapter attached (one prompt at a time), then the server through the official `openai` client
-at concurrency 1 and 4 (4 client threads, requests alternating between the two runs' adapters). Generated tokens
-are the tokens actually produced (a reply may end early at the end-of-turn token), counted by the server's usage
-and by `generate`'s output. Prints a Markdown table and writes bench/results/serve.json.
+at concurrency 1 and 4 (4 client threads; on the base, and alternating between the two runs' adapters). Setups
+are interleaved over rounds, and each shows its median round. Generated tokens are the tokens actually produced (a
+reply may end early at the end-of-turn token), counted by the server's usage and by `generate`'s output. Prints a
+Markdown table and writes bench/results/serve.json.
 """
 
 from __future__ import annotations
@@ -64,18 +65,21 @@ def make_run(seed: int) -> str:
     return job.id
 
 
-def plain_generate(prompts: list[list[dict]], max_tokens: int, adapter: Path | None) -> dict:
-    """One prompt at a time through `model.generate`, as a script without a server would."""
-    import torch
-
+def plain_model(adapter: Path | None) -> tuple[object, object]:
+    """The base (with one PEFT adapter attached, if given) and its tokenizer, as a script would load them."""
     ref = models.resolve(BASE)
-    tokenizer = models.load_tokenizer(ref)
     model = models.load_model(ref)
     if adapter is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter))
-    model.eval()
+    return model.eval(), models.load_tokenizer(ref)
+
+
+def plain_generate(model, tokenizer, prompts: list[list[dict]], max_tokens: int) -> dict:
+    """One prompt at a time through `model.generate`, as a script without a server would."""
+    import torch
+
     tokens, latencies = 0, []
     began = time.perf_counter()
     for messages in prompts:
@@ -119,6 +123,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median round is shown")
     args = parser.parse_args()
 
     import openai
@@ -126,16 +131,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     prompts = [[{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}] for i in range(args.prompts)]
-    rows = []
+    rounds: dict[tuple[str, int], list[dict]] = {}
     with tempfile.TemporaryDirectory() as home:
         os.environ["WORKBENCH_HOME"] = home
         runs = [make_run(seed) for seed in (1, 2)]
-        adapter = RunQueue().get(runs[0]).files.adapter
-        rows.append({"setup": "transformers generate, base", "concurrency": 1,
-                     **plain_generate(prompts, args.max_tokens, None)})  # fmt: skip
-        rows.append({"setup": "transformers generate, base + one LoRA adapter", "concurrency": 1,
-                     **plain_generate(prompts, args.max_tokens, adapter)})  # fmt: skip
-
+        plain = {
+            "transformers generate, base": plain_model(None),
+            "transformers generate, base + one LoRA adapter": plain_model(RunQueue().get(runs[0]).files.adapter),
+        }
         port = _free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "workbench", "serve", *runs, "--port", str(port), "--threads", str(args.threads)],
@@ -145,13 +148,24 @@ def main() -> None:
             _wait_for(port, server)
             client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", timeout=600)
             client.chat.completions.create(model=BASE, messages=prompts[0], max_tokens=4)  # warm-up
-            for label, names in (("serve, base", [BASE]), ("serve, two adapters alternating", runs)):
-                for concurrency in (1, 4):
-                    figures = through_server(client, prompts, names, args.max_tokens, concurrency)
-                    rows.append({"setup": label, "concurrency": concurrency, **figures})
+            # Rounds interleave every setup, so that a change in the machine's load hits them all alike.
+            for _ in range(args.rounds):
+                for label, (model, tokenizer) in plain.items():
+                    rounds.setdefault((label, 1), []).append(
+                        plain_generate(model, tokenizer, prompts, args.max_tokens)
+                    )
+                for label, names in (("serve, base", [BASE]), ("serve, two adapters alternating", runs)):
+                    for concurrency in (1, 4):
+                        figures = through_server(client, prompts, names, args.max_tokens, concurrency)
+                        rounds.setdefault((label, concurrency), []).append(figures)
         finally:
             server.terminate()
             server.wait(timeout=30)
+    # Per setup, the round with the median tokens/s.
+    rows = []
+    for (label, concurrency), results in rounds.items():
+        median = sorted(results, key=lambda r: r["tokens_per_s"])[len(results) // 2]
+        rows.append({"setup": label, "concurrency": concurrency, **median, "rounds": results})
 
     header = "| setup | concurrency | requests/s | generated tokens/s | mean latency (s) | tokens |"
     lines = [header, "|---|---:|---:|---:|---:|---:|"]
