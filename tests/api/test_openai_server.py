@@ -206,3 +206,18 @@ def _wait_for_port(port: int, process: subprocess.Popen, log) -> None:
         except OSError:
             time.sleep(0.3)
     raise AssertionError("serve did not start:\n" + log.read_text())
+
+
+def test_a_client_gone_mid_stream_stops_its_generation(server):
+    url, (first, _), _ = server
+    import httpx
+
+    long = {"model": first, "messages": QUESTION, "max_tokens": 300, "temperature": 0, "stream": True}
+    with httpx.stream("POST", f"{url}/chat/completions", json=long, headers={"Authorization": f"Bearer {KEY}"},
+                      timeout=60) as response:  # fmt: skip
+        lines = response.iter_lines()
+        assert next(line for line in lines if line.startswith("data:"))  # generation has begun
+    began = time.monotonic()  # the connection is closed: the next request need not wait ~20 s for 300 tokens
+    short = openai.OpenAI(base_url=url, api_key=KEY, max_retries=0, timeout=120)
+    short.chat.completions.create(model=first, messages=QUESTION, max_tokens=2, temperature=0)
+    assert time.monotonic() - began < 8

@@ -14,7 +14,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -105,7 +105,7 @@ async def _answer(
 
 async def _events(
     engine: AdapterEngine, body: Any, prompt: list[int], sampling: Sampling, reply: _Reply, slot: Slot
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     outcome = Outcome()
     try:
         if reply.chat:
@@ -190,14 +190,17 @@ class _Reply:
 class _StreamHoldingSlot(StreamingResponse):
     """A server-sent event stream that frees its generation slot however it ends, even if it never started."""
 
-    def __init__(self, events: AsyncIterator[str], slot: Slot):
+    def __init__(self, events: AsyncGenerator[str, None], slot: Slot):
         super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        self._slot = slot
+        self._events, self._slot = events, slot
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
+            # A client gone mid-stream leaves the events unfinished: closing them stops the generation now, rather
+            # than whenever the garbage collector gets to it, and only then is the slot free for the next request.
+            await self._events.aclose()
             self._slot.release()
 
 
