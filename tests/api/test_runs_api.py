@@ -105,15 +105,27 @@ def test_invalid_configs_name_their_fields(app):
 def test_without_the_token_nothing_is_answered_but_the_docs(app):
     anonymous = httpx.Client(base_url=app.url + "/api", timeout=60)
     wrong = httpx.Client(base_url=app.url + "/api", headers={"Authorization": "Bearer guess"}, timeout=60)
-    for client in (anonymous, wrong):
-        assert client.get("/runs").status_code == 401
-        assert client.post("/runs", json={}).status_code == 401
-        assert client.get("/runs/x/artifacts/adapter.zip").status_code == 401
-        assert client.post("/datasets", params={"filename": "a.json"}, content=b"[]").status_code == 401
+    right = httpx.Client(base_url=app.url + "/api", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    refused = [
+        lambda: anonymous.get("/runs"),
+        lambda: wrong.post("/runs", json={}),
+        lambda: anonymous.get("/runs/x/artifacts/adapter.zip"),
+        lambda: wrong.post("/datasets", params={"filename": "a.json"}, content=b"[]"),
+    ]
+    took = []
+    for i, attempt in enumerate(refused):
+        began = time.monotonic()
+        assert attempt().status_code == 401
+        took.append(time.monotonic() - began)
+        if i == 1:
+            assert right.get("/runs").status_code == 200  # a success starts the count again
+    # Guessing is slowed as the page's login is: 1 s, then 2 s, ...; after a success 1 s again.
+    assert took[0] >= 0.9 and took[1] >= 1.8 and 0.9 <= took[2] < 1.8 and took[3] >= 1.8, took
     docs = anonymous.get("/docs")
     assert docs.status_code == 200 and "/api/openapi.json" in docs.text
     paths = anonymous.get("/openapi.json").json()["paths"]
     assert "/runs/{run_id}/artifacts/adapter.zip" in paths and "/runs" in paths
+    assert right.get("/runs").status_code == 200
 
 
 def test_the_ui_password_opens_the_api_too(tmp_path):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from workbench import models
@@ -60,34 +60,29 @@ class _Served:
     system_prompt: str | None
 
 
-@dataclass
 class AdapterEngine:
     """The base model `base` (a models.resolve reference) with the adapters of `runs`, all of them PEFT adapters
-    trained on that same base."""
+    trained on that same base; `threads` caps torch's threads."""
 
-    base: str
-    runs: list[RunFiles] = field(default_factory=list)
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
+    def __init__(self, base: str, runs: Sequence[RunFiles] = (), threads: int | None = None):
         import torch
+        from peft import PeftModel
 
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        self.ref = models.resolve(self.base)
+        if threads:
+            torch.set_num_threads(threads)
+        self.ref = models.resolve(base)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         tokenizer = models.load_tokenizer(self.ref)
-        self._served = {name: _Served(name, None, tokenizer, None) for name in (self.base, self.ref.base_name)}
+        self._served = {name: _Served(name, None, tokenizer, None) for name in (base, self.ref.base_name)}
         model = models.load_model(self.ref, device=self.device)
-        for files in self.runs:
+        for files in {files.root.name: files for files in runs}.values():
             config = _check_run(files, self.ref)
             run_id = files.root.name
-            if model.__class__.__name__.startswith("Peft"):
+            if isinstance(model, PeftModel):
                 model.load_adapter(str(files.adapter), adapter_name=run_id)
             else:
-                from peft import PeftModel
-
                 model = PeftModel.from_pretrained(model, str(files.adapter), adapter_name=run_id)
+            # Each run's own chat template and system prompt, as the chat engine answers with them.
             run_tokenizer = models.load_tokenizer(self.ref, config.model.chat_template)
             self._served[run_id] = _Served(run_id, run_id, run_tokenizer, config.data.system_prompt)
         self.model = model.eval()

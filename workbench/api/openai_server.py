@@ -27,6 +27,7 @@ from starlette.middleware import Middleware
 from workbench.api.admission import Admission, QueueFull, Slot
 from workbench.api.engine import AdapterEngine, Outcome, PromptTooLong, Sampling, UnknownModel
 from workbench.api.openai_schema import ChatCompletionRequest, CompletionRequest, error_body
+from workbench.api.throttle import FailureThrottle
 from workbench.errors import WorkbenchError, describe
 
 # A request that names no max_tokens gets at most this many tokens (OpenAI's is the model's context).
@@ -44,11 +45,14 @@ def create_app(
     admission = Admission(running=1, waiting=waiting)
     created = int(time.time())
 
-    def authorized(request: Request) -> None:
-        if api_key is None:
-            return
+    throttle = FailureThrottle()
+
+    def accepted(request: Request) -> bool:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), str(api_key).encode())
+
+    async def authorized(request: Request) -> None:
+        if api_key is not None and not await throttle.check(request, accepted):
             raise Unauthorized("a valid API key is needed: send the header Authorization: Bearer <key>")
 
     app = FastAPI(

@@ -25,8 +25,10 @@ from typing import Annotated, Any
 import yaml
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from workbench import access, models
+from workbench.api.throttle import FailureThrottle
 from workbench.config import apply_overrides, parse_config
 from workbench.errors import ConfigError, FieldProblem, WorkbenchError
 from workbench.runs.store import Job, JobError
@@ -44,16 +46,23 @@ def create_api(
     """The API app. `token` and `password` (the UI's check) are the credentials it accepts; with neither it takes
     every request. `heavy(fn, *args)` runs what imports torch (submitting); by default the UI's helper process."""
     token = token or os.environ.get(TOKEN_ENV) or None
+    throttle = FailureThrottle()
+    wanted = " or ".join(
+        ([f"Authorization: Bearer <{TOKEN_ENV}>"] if token else [])
+        + (["the page's user:password"] if password else [])
+    )
 
-    def authorized(request: Request) -> None:
+    def accepted(request: Request) -> bool:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token is not None:
+            return hmac.compare_digest(given.encode(), token.encode())
+        return scheme.lower() == "basic" and password is not None and _basic_ok(given, password)
+
+    async def authorized(request: Request) -> None:
         if token is None and password is None:
             return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token is not None and hmac.compare_digest(given.encode(), token.encode()):
-            return
-        if scheme.lower() == "basic" and password is not None and _basic_ok(given, password):
-            return
-        raise HTTPException(401, "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+        if not await throttle.check(request, accepted):
+            raise HTTPException(401, f"send {wanted}", headers={"WWW-Authenticate": "Bearer"})
 
     app = FastAPI(
         title="Workbench API",
@@ -82,8 +91,6 @@ def create_api(
             except access.AccessError as err:
                 raise ConfigError([FieldProblem(f"data.datasets.{i}.path", str(err))]) from None
         warnings: list[str] = []
-        from starlette.concurrency import run_in_threadpool
-
         job = await run_in_threadpool(_submit, config, heavy, warnings)
         return {**_summary(job), "warnings": warnings}
 
@@ -109,10 +116,10 @@ def create_api(
         "/runs/{run_id}/log", summary="The worker's log (its last `lines`, or all)", response_class=PlainTextResponse
     )
     def read_log(run_id: str, lines: Annotated[int, Query(ge=0, description="0: all")] = 0) -> str:
-        log = _job(run_id).files.log
+        files = _job(run_id).files
         if lines:
-            return _job(run_id).files.log_tail(lines)
-        return log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+            return files.log_tail(lines)
+        return files.log.read_text(encoding="utf-8", errors="replace") if files.log.is_file() else ""
 
     @app.post("/runs/{run_id}/stop", summary="Stop a queued or running run (a running one saves a checkpoint)")
     def stop_run(run_id: str) -> dict[str, Any]:
@@ -150,8 +157,6 @@ def create_api(
 
     @app.post("/datasets", status_code=201, summary="Upload a dataset file; its `path` goes in data.datasets")
     async def upload_dataset(request: Request, filename: Annotated[str, Query(description="e.g. mine.jsonl")]) -> Any:
-        from starlette.concurrency import run_in_threadpool
-
         name = Path(filename).name
         if Path(name).suffix.lower() not in access.DATASET_SUFFIXES or name == "dataset_info.json":
             raise HTTPException(422, f"filename: a dataset is a {', '.join(access.DATASET_SUFFIXES)} file")
