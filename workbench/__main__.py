@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     serve.add_argument("--insecure-no-auth", action="store_true", help="allow a public --host without a key")
     serve.add_argument("--max-waiting", type=int, default=16, help="requests that may wait; more get 429")
+    serve.add_argument(
+        "--max-batch", type=int, default=1, help="requests generated together (default 1: one at a time)"
+    )
     serve.add_argument("--threads", type=int, help="torch threads (default: torch's)")
 
     args = parser.parse_args(argv)
@@ -234,8 +237,10 @@ def _serve(args: argparse.Namespace) -> int:
     from workbench.api.serve import ServeOptions, run
 
     options = ServeOptions(
-        args.runs, args.base, args.host, args.port, args.api_key, args.insecure_no_auth, args.max_waiting, args.threads
-    )
+        runs=args.runs, base=args.base, host=args.host, port=args.port, api_key=args.api_key,
+        insecure_no_auth=args.insecure_no_auth, max_waiting=args.max_waiting, max_batch=args.max_batch,
+        threads=args.threads,
+    )  # fmt: skip
     return run(options)
 
 

@@ -9,8 +9,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import openai
 import pytest
@@ -32,27 +35,30 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """Two finished runs of the bundled model and `serve` on both; yields (base URL, [run ids])."""
+    """Two finished runs of the bundled model and `serve` on both; yields (base URL, [run ids], home)."""
     home = tmp_path_factory.mktemp("serve") / "home"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("WORKBENCH_HOME", str(home))
         runs = [finished_lora_run(seed) for seed in (1, 2)]
+    with _serving(home, runs) as url:
+        yield url, runs, home
+    kill_workers(home)
+
+
+@contextmanager
+def _serving(home, runs: list[str], *args: str) -> Iterator[str]:
     port = free_port()
-    log = (home / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "workbench", "serve", *runs, "--port", str(port), "--api-key", KEY, "--threads", "1"],
-        cwd=REPO,
-        env={**os.environ, "WORKBENCH_HOME": str(home)},
-        stdout=log,
-        stderr=log,
-    )
+    log_path = home / f"serve-{port}.log"
+    command = [sys.executable, "-m", "workbench", "serve", *runs, "--port", str(port), "--api-key", KEY, *args]
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([*command, "--threads", "1"], cwd=REPO, env=env, stdout=log, stderr=log)
     try:
-        _wait_for_port(port, process, home / "serve.log")
-        yield f"http://127.0.0.1:{port}/v1", runs, home
+        _wait_for_port(port, process, log_path)
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         process.terminate()
         process.wait(timeout=30)
-        kill_workers(home)
 
 
 @pytest.fixture(scope="module")
@@ -165,27 +171,48 @@ def test_concurrent_requests_wait_their_turn(client, server, chat_replies):
     assert replies == [chat_replies[m] for m in models]
 
 
-def test_a_full_line_is_refused_and_frees_up():
-    from workbench.api.admission import Admission, QueueFull
+def test_a_full_line_is_refused_and_batches_take_alike_requests():
+    from workbench.api.dispatch import Dispatcher, QueueFull
+    from workbench.api.request import Request, Sampling
 
-    async def scenario() -> list[str]:
-        admission = Admission(running=1, waiting=1)
-        held = await admission.acquire()
-        waiter = asyncio.ensure_future(admission.acquire())
-        await asyncio.sleep(0)
-        outcomes = ["waiting" if admission.queued == 1 else "not waiting"]
+    class Engine:
+        """Records each batch and holds it until released."""
+
+        def __init__(self):
+            self.batches, self.release = [], threading.Event()
+
+        def generate(self, batch):
+            self.batches.append([r.model for r in batch])
+            self.release.wait(10)
+            for request in batch:
+                request.send("end", None)
+
+    async def scenario(engine: Engine) -> list[str]:
+        dispatcher = Dispatcher(engine, max_batch=2, waiting=4)
+        greedy, sampled = Sampling(temperature=0), Sampling(temperature=0.7)
+
+        def request(name: str, sampling: Sampling) -> Request:
+            return Request(name, [1], sampling, lambda kind, value: None)
+
+        dispatcher.submit(request("a", greedy))  # starts at once
+        gone = request("gone", greedy)
+        for waiting in (request("c1", greedy), gone, request("b", sampled), request("c2", greedy)):
+            dispatcher.submit(waiting)
+        outcomes = [f"{dispatcher.queued} waiting"]
         try:
-            await admission.acquire()
+            dispatcher.submit(request("d", greedy))
         except QueueFull:
             outcomes.append("refused")
-        held.release()
-        held.release()  # twice is harmless
-        (await waiter).release()
-        (await admission.acquire()).release()
-        outcomes.append("free")
+        dispatcher.withdraw(gone)  # its client left while it waited
+        while len(engine.batches) < 3:
+            engine.release.set()
+            await asyncio.sleep(0.05)
         return outcomes
 
-    assert asyncio.run(scenario()) == ["waiting", "refused", "free"]
+    engine = Engine()
+    assert asyncio.run(scenario(engine)) == ["4 waiting", "refused"]
+    # The oldest first, with later requests sampled alike (c2) but not others (b); the one gone never runs.
+    assert engine.batches == [["a"], ["c1", "c2"], ["b"]]
 
 
 def test_a_public_address_without_a_key_is_refused(tmp_path):
@@ -221,3 +248,34 @@ def test_a_client_gone_mid_stream_stops_its_generation(server):
     short = openai.OpenAI(base_url=url, api_key=KEY, max_retries=0, timeout=120)
     short.chat.completions.create(model=first, messages=QUESTION, max_tokens=2, temperature=0)
     assert time.monotonic() - began < 8
+
+
+def test_batched_requests_answer_as_they_do_alone(server):
+    """With --max-batch 4, concurrent requests for different adapters and prompts of different lengths generate as
+    batches (padded on the left, each row through its own adapter), and each reply is still its own."""
+    from workbench.chat import ChatEngine
+    from workbench.runs.store import JobStore
+
+    _, (first, second), home = server
+    longer = [{"role": "user", "content": "In one sentence, what is a language model and what is it good for?"}]
+    asks = [(first, QUESTION), (second, longer), (BASE, longer), (second, QUESTION)]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WORKBENCH_HOME", str(home))
+        engines = {run: ChatEngine.for_run(JobStore().get(run).files) for run in (first, second)}
+        alone = [
+            engines[second if model == BASE else model].reply(messages, max_new_tokens=TOKENS, adapter=model != BASE)
+            for model, messages in asks
+        ]
+        del engines
+    with _serving(home, [first, second], "--max-batch", "4") as url:
+        client = openai.OpenAI(base_url=url, api_key=KEY, max_retries=0, timeout=300)
+
+        def ask(pair) -> str:
+            model, messages = pair
+            reply = client.chat.completions.create(model=model, messages=messages, max_tokens=TOKENS, temperature=0)
+            return reply.choices[0].message.content
+
+        ask(asks[0])  # the first request of a burst goes alone; this warms the server up
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(ask, asks))
+    assert together == alone

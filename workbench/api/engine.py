@@ -2,13 +2,13 @@
 
 The runs' PEFT adapters are loaded once onto one copy of the base, each under its run id; a request names the
 adapter (or the base, which answers with every adapter disabled), so switching costs nothing and nothing reloads.
-Prompts are built as the chat engine builds them (each run's chat template and system prompt), and greedy decoding
-gives the chat engine's reply token for token.
+Several requests may generate as one batch, each row through its own adapter (PEFT's mixed-adapter batches).
+Prompts are built as the chat engine builds them (each run's chat template and system prompt); a request alone in
+its batch, decoded greedily, gets the chat engine's reply token for token.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench import models
+from workbench.api.request import Request
 from workbench.errors import ModelLoadError, WorkbenchError
 from workbench.runs.files import RunFiles
 
@@ -30,26 +31,6 @@ class PromptTooLong(WorkbenchError):
     """The prompt and the reply asked for do not fit the model's context."""
 
     category = "context_length_exceeded"
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How to pick tokens and when to stop. Temperature 0 is greedy decoding (the same prompt, the same reply)."""
-
-    max_tokens: int = 256
-    temperature: float = 1.0
-    top_p: float = 1.0
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-
-
-@dataclass
-class Outcome:
-    """Filled in as a generation runs: token counts and why it ended ("stop" or "length")."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,16 +89,21 @@ class AdapterEngine:
         """The token ids of a plain-text prompt (no chat template)."""
         return list(self._get(model).tokenizer(prompt)["input_ids"])
 
-    def generate(
-        self, model: str, prompt: list[int], sampling: Sampling, outcome: Outcome, cancel: threading.Event
-    ) -> Iterator[str]:
-        """Yield the reply piece by piece, cut before the first stop sequence; `outcome` gets the counts and the
-        finish reason. Setting `cancel` (or closing the iterator) ends the generation after the current token."""
-        served = self._get(model)
-        self.check_fits(prompt, sampling.max_tokens)
-        outcome.prompt_tokens = len(prompt)
-        with self._lock, self._selected(served):
-            yield from self._stream(served.tokenizer, prompt, sampling, outcome, cancel)
+    def generate(self, requests: Sequence[Request]) -> None:
+        """Generate the replies of `requests` together, one row each (see Sampling.batch_key for which may share a
+        batch); each request's `send` gets its pieces as they come, then its end or the error."""
+        try:
+            for request in requests:
+                self.check_fits(request.prompt, request.sampling.max_tokens)
+                request.prompt_tokens = len(request.prompt)
+            with self._lock:
+                self._generate([(r, self._get(r.model)) for r in requests])
+        except BaseException as err:  # noqa: B036  every waiting client hears of it
+            for request in requests:
+                request.send("error", err)
+            raise
+        for request in requests:
+            request.send("end", None)
 
     def check_fits(self, prompt: list[int], max_tokens: int) -> None:
         """PromptTooLong unless the prompt and `max_tokens` more fit the model's context."""
@@ -142,112 +128,66 @@ class AdapterEngine:
             with self.model.disable_adapter() if hasattr(self.model, "disable_adapter") else nullcontext():
                 yield
 
-    def _stream(
-        self, tokenizer: Any, prompt: list[int], sampling: Sampling, outcome: Outcome, cancel: threading.Event
-    ) -> Iterator[str]:
+    def _generate(self, rows: list[tuple[Request, _Served]]) -> None:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        class _Cancelled(StoppingCriteria):
+        class _RowsDone(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+                return torch.tensor([r.done or r.cancel.is_set() for r, _ in rows], device=input_ids.device)
 
-        tokens = _TokenQueue()
-        # The chat engine's settings exactly: greedy unless a temperature is given.
-        sampling_kwargs = (
-            {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
-            if sampling.temperature > 0
-            else {"do_sample": False}
-        )
-        kwargs = {
-            "input_ids": torch.tensor([prompt], device=self.device),
-            "max_new_tokens": sampling.max_tokens,
-            "streamer": tokens,
-            "pad_token_id": tokenizer.pad_token_id,
-            "stopping_criteria": StoppingCriteriaList([_Cancelled()]),
-            **sampling_kwargs,
+        eos = _eos_ids(self.model, rows[0][1].tokenizer)
+        # Left padding: every row's next token comes at the same position. A lone row has none, and so answers
+        # exactly as the chat engine does.
+        pad = rows[0][1].tokenizer.pad_token_id
+        width = max(len(r.prompt) for r, _ in rows)
+        ids = [[pad] * (width - len(r.prompt)) + r.prompt for r, _ in rows]
+        mask = [[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r, _ in rows]
+        sampling = rows[0][0].sampling
+        kwargs: dict[str, Any] = {
+            "input_ids": torch.tensor(ids, device=self.device),
+            "attention_mask": torch.tensor(mask, device=self.device),
+            "max_new_tokens": max(r.sampling.max_tokens for r, _ in rows),
+            "streamer": _Rows(rows, eos),
+            "pad_token_id": pad,
+            "stopping_criteria": StoppingCriteriaList([_RowsDone()]),
+            # The chat engine's settings exactly: greedy unless a temperature is given.
+            **(
+                {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+                if sampling.temperature > 0
+                else {"do_sample": False}
+            ),
         }
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                if sampling.seed is not None:
-                    torch.manual_seed(sampling.seed)
-                with torch.no_grad():
-                    self.model.generate(**kwargs)
-            except BaseException as err:  # noqa: B036  re-raised in the caller's thread below
-                failure.append(err)
-            finally:
-                tokens.end()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        ids: list[int] = []
-        sent, stopped = "", False
-        try:
-            for chunk in iter(tokens.queue.get, None):
-                ids += chunk
-                text = tokenizer.decode(ids, skip_special_tokens=True)
-                if text.endswith("\ufffd"):
-                    continue  # half of a character: wait for the rest
-                cut = _first_stop(text, sampling.stop)
-                if cut is not None:
-                    text, stopped = text[:cut], True
-                    cancel.set()
-                # A tail that may be the start of a stop sequence waits until it is known not to be one.
-                safe = len(text) if stopped else len(text) - _held_back(text, sampling.stop)
-                if safe > len(sent):
-                    yield text[len(sent) : safe]
-                    sent = text[:safe]
-                if stopped:
-                    break
-            if not stopped:
-                text = tokenizer.decode(ids, skip_special_tokens=True)
-                if len(text) > len(sent):
-                    yield text[len(sent) :]
-        finally:
-            cancel.set()
-            thread.join()
-        if failure:
-            raise failure[0]
-        outcome.completion_tokens = len(ids)
-        ended_on_eos = bool(ids) and ids[-1] in _eos_ids(self.model, tokenizer)
-        outcome.finish_reason = (
-            "length" if not stopped and not ended_on_eos and len(ids) >= sampling.max_tokens else "stop"
-        )
+        adapters = {served.adapter for _, served in rows}
+        if len(adapters) == 1:
+            selected = self._selected(rows[0][1])
+        else:
+            # PEFT's mixed batches: each row through its own adapter in the same forward pass.
+            selected = nullcontext()
+            kwargs["adapter_names"] = [served.adapter or "__base__" for _, served in rows]
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        with selected, torch.no_grad():
+            self.model.generate(**kwargs)
+        for request, served in rows:
+            request.finish(served.tokenizer)
 
 
-class _TokenQueue:
-    """A transformers streamer that hands each new token id to the consuming thread (the prompt is skipped)."""
+class _Rows:
+    """A transformers streamer that hands each row's new token to its request (the prompt is skipped)."""
 
-    def __init__(self) -> None:
-        self.queue: queue.Queue[list[int] | None] = queue.Queue()
-        self._prompt_seen = False
+    def __init__(self, rows: list[tuple[Request, _Served]], eos: set[int]):
+        self.rows, self.eos, self._prompt_seen = rows, eos, False
 
     def put(self, value: Any) -> None:
         if not self._prompt_seen:
             self._prompt_seen = True
             return
-        self.queue.put(value.reshape(-1).tolist())
+        for (request, served), token in zip(self.rows, value.reshape(-1).tolist(), strict=True):
+            request.take(token, served.tokenizer, self.eos)
 
     def end(self) -> None:
-        self.queue.put(None)
-
-
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    found = [i for i in (text.find(s) for s in stops if s) if i >= 0]
-    return min(found) if found else None
-
-
-def _held_back(text: str, stops: tuple[str, ...]) -> int:
-    """The length of the longest end of `text` that begins some stop sequence."""
-    longest = 0
-    for stop in stops:
-        for n in range(min(len(stop) - 1, len(text)), longest, -1):
-            if stop.startswith(text[-n:]):
-                longest = n
-                break
-    return longest
+        pass
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -1,9 +1,9 @@
 """The OpenAI-compatible server: `GET /v1/models`, `POST /v1/chat/completions` and `POST /v1/completions`, streamed
 as server-sent events or not, over one AdapterEngine. A request's `model` picks a run's adapter or the base.
 
-Generation runs in a worker thread, never on the event loop; one at a time (the engine has one model), with a
-bounded line of waiting requests (admission.py). Errors have OpenAI's shape, so its clients raise their own typed
-exceptions (`openai.NotFoundError`, `openai.RateLimitError`, ...).
+Generation runs in a worker thread, never on the event loop, one batch at a time with a bounded line of waiting
+requests (dispatch.py). Errors have OpenAI's shape, so its clients raise their own typed exceptions
+(`openai.NotFoundError`, `openai.RateLimitError`, ...).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import asyncio
 import hmac
 import json
 import secrets
-import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -24,9 +23,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
-from workbench.api.admission import Admission, QueueFull, Slot
-from workbench.api.engine import AdapterEngine, Outcome, PromptTooLong, Sampling, UnknownModel
+from workbench.api.dispatch import Dispatcher, QueueFull
+from workbench.api.engine import AdapterEngine, PromptTooLong, UnknownModel
 from workbench.api.openai_schema import ChatCompletionRequest, CompletionRequest, error_body
+from workbench.api.request import Request as Generation
+from workbench.api.request import Sampling
 from workbench.api.throttle import FailureThrottle
 from workbench.errors import WorkbenchError, describe
 
@@ -39,10 +40,16 @@ class Unauthorized(WorkbenchError):
 
 
 def create_app(
-    engine: AdapterEngine, *, api_key: str | None = None, waiting: int = 16, middleware: list[Middleware] | None = None
+    engine: AdapterEngine,
+    *,
+    api_key: str | None = None,
+    max_batch: int = 1,
+    waiting: int = 16,
+    middleware: list[Middleware] | None = None,
 ) -> FastAPI:
-    """The server's ASGI app. With `api_key`, every request needs `Authorization: Bearer <api_key>`."""
-    admission = Admission(running=1, waiting=waiting)
+    """The server's ASGI app. With `api_key`, every request needs `Authorization: Bearer <api_key>`; up to
+    `max_batch` requests generate together, and `waiting` more may wait."""
+    dispatcher = Dispatcher(engine, max_batch=max_batch, waiting=waiting)
     created = int(time.time())
 
     throttle = FailureThrottle()
@@ -73,18 +80,18 @@ def create_app(
     async def chat_completions(body: ChatCompletionRequest) -> Any:
         messages = [m.plain() for m in body.messages]
         prompt = await run_in_threadpool(engine.chat_prompt, body.model, messages)
-        return await _answer(engine, admission, body, prompt, chat=True)
+        return await _answer(engine, dispatcher, body, prompt, chat=True)
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest) -> Any:
         prompt = await run_in_threadpool(engine.text_prompt, body.model, body.text)
-        return await _answer(engine, admission, body, prompt, chat=False)
+        return await _answer(engine, dispatcher, body, prompt, chat=False)
 
     return app
 
 
 async def _answer(
-    engine: AdapterEngine, admission: Admission, body: ChatCompletionRequest | CompletionRequest, prompt: list[int],
+    engine: AdapterEngine, dispatcher: Dispatcher, body: ChatCompletionRequest | CompletionRequest, prompt: list[int],
     *, chat: bool,
 ) -> Any:  # fmt: skip
     sampling = Sampling(
@@ -96,71 +103,60 @@ async def _answer(
     )
     engine.check_fits(prompt, sampling.max_tokens)  # refused before a stream starts, as a plain error
     reply = _Reply(body.model, chat)
-    slot = await admission.acquire()
+    generation, messages = _submit(dispatcher, body.model, prompt, sampling)  # QueueFull: a plain 429
     if body.stream:
-        return _StreamHoldingSlot(_events(engine, body, prompt, sampling, reply, slot), slot)
+        events = _events(generation, messages, body, reply)
+        return _Stream(events, on_close=lambda: dispatcher.withdraw(generation))
     try:
-        outcome = Outcome()
-        text = "".join([piece async for piece in _pieces(engine, body.model, prompt, sampling, outcome)])
+        text = "".join([piece async for piece in _pieces(messages)])
     finally:
-        slot.release()
-    return reply.whole(text, outcome)
+        dispatcher.withdraw(generation)  # a client gone meanwhile frees its place (nothing to do once ended)
+    return reply.whole(text, generation)
+
+
+def _submit(
+    dispatcher: Dispatcher, model: str, prompt: list[int], sampling: Sampling
+) -> tuple[Generation, asyncio.Queue]:
+    """Queue a generation whose pieces, end or error arrive, from the worker thread, on an asyncio queue."""
+    loop = asyncio.get_running_loop()
+    messages: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def send(kind: str, value: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(messages.put_nowait, (kind, value))
+        except RuntimeError:  # the loop has closed: nobody is reading any more
+            pass
+
+    generation = Generation(model, prompt, sampling, send)
+    dispatcher.submit(generation)
+    return generation, messages
+
+
+async def _pieces(messages: asyncio.Queue) -> AsyncIterator[str]:
+    while True:
+        kind, value = await messages.get()
+        if kind == "piece":
+            yield value
+        elif kind == "end":
+            return
+        else:
+            raise value
 
 
 async def _events(
-    engine: AdapterEngine, body: Any, prompt: list[int], sampling: Sampling, reply: _Reply, slot: Slot
+    generation: Generation, messages: asyncio.Queue, body: Any, reply: _Reply
 ) -> AsyncGenerator[str, None]:
-    outcome = Outcome()
     try:
         if reply.chat:
             yield _sse(reply.chunk({"role": "assistant", "content": ""}))
-        async for piece in _pieces(engine, body.model, prompt, sampling, outcome):
+        async for piece in _pieces(messages):
             yield _sse(reply.chunk({"content": piece} if reply.chat else piece))
-        yield _sse(reply.chunk({} if reply.chat else "", outcome.finish_reason))
+        yield _sse(reply.chunk({} if reply.chat else "", generation.finish_reason))
         if body.include_usage:
-            yield _sse({**reply.chunk(None), "choices": [], "usage": _usage(outcome)})
+            yield _sse({**reply.chunk(None), "choices": [], "usage": _usage(generation)})
     except Exception as err:  # noqa: BLE001  the status line has gone: the error travels as an event
         yield _sse(_error_of(err)[1])
-    finally:
-        slot.release()
     yield "data: [DONE]\n\n"
-
-
-async def _pieces(
-    engine: AdapterEngine, model: str, prompt: list[int], sampling: Sampling, outcome: Outcome
-) -> AsyncIterator[str]:
-    """The engine's pieces, generated in a worker thread and handed to the event loop as they come."""
-    loop = asyncio.get_running_loop()
-    pieces: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
-    cancel = threading.Event()
-
-    def hand_over(more: bool, value: Any) -> None:
-        try:
-            loop.call_soon_threadsafe(pieces.put_nowait, (more, value))
-        except RuntimeError:  # the loop has closed: nobody is reading any more
-            cancel.set()
-
-    def generate() -> None:
-        try:
-            for piece in engine.generate(model, prompt, sampling, outcome, cancel):
-                hand_over(True, piece)
-            hand_over(False, None)
-        except BaseException as err:  # noqa: BLE001  raised again on the loop below
-            hand_over(False, err)
-
-    done = loop.run_in_executor(None, generate)
-    try:
-        while True:
-            more, value = await pieces.get()
-            if not more:
-                if value is not None:
-                    raise value
-                return
-            yield value
-    finally:
-        # A client that went away stops the generation; the slot is freed only once it has really stopped.
-        cancel.set()
-        await asyncio.shield(done)
 
 
 class _Reply:
@@ -171,7 +167,7 @@ class _Reply:
         self.id = ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
         self.created = int(time.time())
 
-    def whole(self, text: str, outcome: Outcome) -> dict[str, Any]:
+    def whole(self, text: str, outcome: Generation) -> dict[str, Any]:
         if self.chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}}
         else:
@@ -191,24 +187,23 @@ class _Reply:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
 
 
-class _StreamHoldingSlot(StreamingResponse):
-    """A server-sent event stream that frees its generation slot however it ends, even if it never started."""
+class _Stream(StreamingResponse):
+    """A server-sent event stream that withdraws its generation however it ends, even if it never started."""
 
-    def __init__(self, events: AsyncGenerator[str, None], slot: Slot):
+    def __init__(self, events: AsyncGenerator[str, None], on_close: Callable[[], None]):
         super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        self._events, self._slot = events, slot
+        self._events, self._on_close = events, on_close
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            # A client gone mid-stream leaves the events unfinished: closing them stops the generation now, rather
-            # than whenever the garbage collector gets to it, and only then is the slot free for the next request.
+            # A client gone mid-stream leaves its generation running for nobody: it stops now.
+            self._on_close()
             await self._events.aclose()
-            self._slot.release()
 
 
-def _usage(outcome: Outcome) -> dict[str, int]:
+def _usage(outcome: Generation) -> dict[str, int]:
     total = outcome.prompt_tokens + outcome.completion_tokens
     return {
         "prompt_tokens": outcome.prompt_tokens,

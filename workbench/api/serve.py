@@ -30,6 +30,7 @@ class ServeOptions:
     api_key: str | None = None
     insecure_no_auth: bool = False
     max_waiting: int = 16
+    max_batch: int = 1
     threads: int | None = None
 
 
@@ -64,7 +65,9 @@ def run(options: ServeOptions) -> int:
     base = options.base or (runs[0].read_config().model.name_or_path if runs else "smollm2-135m-instruct")
     engine = AdapterEngine(base, runs, threads=options.threads)
     guard = [] if options.api_key or options.insecure_no_auth else [Middleware(LoopbackHostOnly)]
-    app = create_app(engine, api_key=options.api_key, waiting=options.max_waiting, middleware=guard)
+    app = create_app(
+        engine, api_key=options.api_key, max_batch=options.max_batch, waiting=options.max_waiting, middleware=guard
+    )
     served = ", ".join(engine.names)
     sys.stderr.write(f"serving {served} at http://{options.host}:{options.port}/v1 (on {engine.device})\n")
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
