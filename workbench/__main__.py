@@ -1,8 +1,9 @@
-"""The command line: `python -m workbench train|jobs|stop|resume|delete|logs|chat|export ...`."""
+"""The command line: `python -m workbench train|jobs|stop|resume|delete|logs|chat|export|serve ...`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -70,11 +71,27 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     export.add_argument("--push", metavar="REPO", help="then upload it to this Hugging Face Hub repo (private if new)")
 
+    serve = sub.add_parser("serve", help="serve runs' adapters on one base model through an OpenAI-compatible API")
+    serve.add_argument("runs", nargs="*", metavar="RUN", help="run ids whose adapters to serve (see `jobs`)")
+    serve.add_argument("--base", help="the base model (default: the runs' base, or the bundled model)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--api-key", default=os.environ.get("WORKBENCH_SERVE_API_KEY"),
+        help="require Authorization: Bearer KEY (or set WORKBENCH_SERVE_API_KEY); needed to serve other machines",
+    )  # fmt: skip
+    serve.add_argument("--insecure-no-auth", action="store_true", help="allow a public --host without a key")
+    serve.add_argument("--max-waiting", type=int, default=16, help="requests that may wait; more get 429")
+    serve.add_argument(
+        "--max-batch", type=int, default=1, help="requests generated together (default 1: one at a time)"
+    )
+    serve.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+
     args = parser.parse_args(argv)
     home.private_files()  # runs, stored datasets and exports are the user's alone (the workers inherit it)
     try:
         commands = {"train": _train, "jobs": _jobs, "stop": _stop, "resume": _resume, "delete": _delete}
-        commands.update({"logs": _logs, "chat": _chat, "export": _export})
+        commands.update({"logs": _logs, "chat": _chat, "export": _export, "serve": _serve})
         return commands[args.command](args)
     except WorkbenchError as err:
         _err(f"error: {err}" if "\n" not in str(err) else "error:\n  " + str(err).replace("\n", "\n  "))
@@ -300,6 +317,17 @@ def _report_gguf(item: GgufExport) -> None:
     )
     if item.report["type"] in ("f16", "f32", "bf16") and check["identical_replies"] < check["prompts"]:
         _err(f"warning: {item.path.name} does not reply exactly as the merged model does (see the report)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from workbench.api.serve import ServeOptions, run
+
+    options = ServeOptions(
+        runs=args.runs, base=args.base, host=args.host, port=args.port, api_key=args.api_key,
+        insecure_no_auth=args.insecure_no_auth, max_waiting=args.max_waiting, max_batch=args.max_batch,
+        threads=args.threads,
+    )  # fmt: skip
+    return run(options)
 
 
 def _out(text: str) -> None:

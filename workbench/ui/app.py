@@ -125,6 +125,12 @@ def _stopped(signum: int, frame: object) -> None:
 
 
 def _serve(app: gr.Blocks, options: serving.Options) -> None:
+    from starlette.routing import Mount
+
+    from workbench.api.runs_api import create_api
+
+    # The REST API for runs, in front of Gradio's own routes, behind the same guards (workbench/api/runs_api.py).
+    rest_api = Mount("/api", app=create_api(password=options.auth))
     app.queue(default_concurrency_limit=4).launch(
         server_name=options.host,
         server_port=options.port,
@@ -136,7 +142,7 @@ def _serve(app: gr.Blocks, options: serving.Options) -> None:
         i18n=i18n.gradio_i18n(),
         show_error=True,
         ssr_mode=False,  # server-side rendering would start a Node.js server first: slower to open, no gain here
-        app_kwargs={"middleware": serving.middleware(options)},
+        app_kwargs={"middleware": serving.middleware(options), "routes": [rest_api]},
         footer_links=["gradio", "settings"],  # no "Use via API": the events are the page's own
         run_history=False,  # no run-history page (it shows the API description), nothing kept in the browser
         enable_monitoring=False,
