@@ -101,7 +101,10 @@ def _follow(queue, job_id: str) -> int:
             queue.cancel(job_id)
     bar.close()
     if job.state == "finished":
-        _out(f"finished: adapter in {job.files.adapter}")
+        status = job.files.read_status()
+        chosen = f" (the best checkpoint, step {status['best_step']})" if status.get("best_step") is not None else ""
+        early = f"; stopped early at step {status.get('step')}" if status.get("stopped_early") else ""
+        _out(f"finished: adapter in {job.files.adapter}{chosen}{early}")
         return 0
     if job.state == "stopped":
         _out(f"stopped; resume continues from {job.files.last_checkpoint()}")

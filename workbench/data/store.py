@@ -82,4 +82,5 @@ def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | LoadedExamples | None
         tags=loaded.tags,
         max_samples=spec.max_samples,
         fill=spec.fill,
+        split=spec.split,
     )

@@ -151,7 +151,7 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
     from workbench import methods, stages
     from workbench.methods.counting import count_parameters
     from workbench.runs import chaining, preflight, tracking
-    from workbench.training import artifacts, hardware, varlen_attention
+    from workbench.training import artifacts, best, hardware, varlen_attention
     from workbench.training.callbacks import RunCallback
 
     started = time.time()
@@ -211,7 +211,10 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
         eval_set=eval_set,
         peft_config=peft_config,
         output_dir=files.checkpoints,
-        callbacks=[RunCallback(files, stop, on_begin=claim.running)],
+        callbacks=[
+            RunCallback(files, stop, on_begin=claim.running),
+            *best.callbacks(config.train, eval_set is not None),
+        ],
         padding_free=padding_free,
         model_path=model_path,
         reward_run=chaining.reward_run(config),
@@ -237,38 +240,66 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stop.requested:
         return "stopped"
+    chosen = best.outcome(config.train, trainer.state)
+    if chosen:
+        # The trainer has loaded the best checkpoint back into the model: that is what is saved below.
+        log.info("best checkpoint: step %s (%s)", chosen["best_step"], chosen["best_metric"])
+        files.write_status(**chosen)
 
     hashes = [_sha256(path) for path in data_files]
-    _save_artifact(trainer, files, config, context, ref.base_name, hashes, _final_loss(files), result.global_step)
+    _save_artifact(
+        trainer, files, config, context, ref.base_name, hashes, _final_loss(files), result.global_step, chosen
+    )
     write_json_atomic(files.manifest, artifacts.manifest(config, hw, hashes))
     return "finished"
 
 
 def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
-    """(train set, eval set or None, the data files read) for a stage that trains on `kind` of data."""
-    from workbench import data
+    """(train set, eval set or None, the data files read) for a stage that trains on `kind` of data.
 
+    Datasets marked `split: validation` are the eval set (else a `val_size` share of the training rows); for
+    conversations, those marked `split: test` (else a `test_size` share) are held out and saved as test.jsonl.
+    """
+    from workbench import data
+    from workbench.data.splits import hold_out, write_conversations
+
+    specs = config.data.datasets
     if kind != "conversations":
         from datasets import Dataset
 
-        loaded = [data.load_for(kind, spec, system_prompt=config.data.system_prompt) for spec in config.data.datasets]
-        rows = [row for ds in loaded for row in ds.trl_rows()]
-        files.write_status(data_stats={"rows": len(rows), "kind": data.loading.KIND_NAMES[kind]})
-        dataset = Dataset.from_list(rows)  # TRL applies the chat template and cuts to cutoff_len itself
+        loaded = [data.load_for(kind, spec, system_prompt=config.data.system_prompt) for spec in specs]
+        rows = {split: [row for ds, spec in zip(loaded, specs, strict=True) if spec.split == split
+                        for row in ds.trl_rows()] for split in ("train", "validation")}  # fmt: skip
+        files.write_status(data_stats={"rows": len(rows["train"]), "kind": data.loading.KIND_NAMES[kind]})
+        # TRL applies the chat template and cuts to cutoff_len itself
+        dataset, given_eval = Dataset.from_list(rows["train"]), rows["validation"]
+        eval_set = Dataset.from_list(given_eval) if given_eval else None
     else:
         loaded = data.load_all(config.data)
-        conversations = [c for ds in loaded for c in ds.conversations]
-        encoded = data.encode_conversations(
-            conversations, tokenizer, cutoff_len=config.data.cutoff_len, train_on_prompt=config.data.train_on_prompt
-        )
-        files.write_status(data_stats=encoded.stats.as_dict())
+        by_split = {split: [c for ds, spec in zip(loaded, specs, strict=True) if spec.split == split
+                            for c in ds.conversations] for split in ("train", "validation", "test")}  # fmt: skip
+        conversations, test = hold_out(by_split["train"], config.data.test_size, config.train.seed)
+        test += by_split["test"]
+        if test:
+            write_conversations(test, files.test_set)
+
+        def encode(convs: list) -> data.EncodedData:
+            d = config.data
+            return data.encode_conversations(
+                convs, tokenizer, cutoff_len=d.cutoff_len, train_on_prompt=d.train_on_prompt
+            )
+
+        encoded = encode(conversations)
+        files.write_status(data_stats={**encoded.stats.as_dict(), "test_rows": len(test)})
         dataset = data.to_hf_dataset(encoded)
-    train_set, eval_set = data.split_validation(dataset, config.data.val_size, config.train.seed)
-    return train_set, eval_set, [ds.path for ds in loaded]
+        eval_set = data.to_hf_dataset(encode(by_split["validation"])) if by_split["validation"] else None
+    if eval_set is None:
+        dataset, eval_set = data.split_validation(dataset, config.data.val_size, config.train.seed)
+    return dataset, eval_set, [ds.path for ds in loaded]
 
 
 def _save_artifact(
-    trainer, files: RunFiles, config: RunConfig, context, base_name: str, hashes, loss, steps: int
+    trainer, files: RunFiles, config: RunConfig, context, base_name: str, hashes, loss, steps: int, chosen: dict
 ) -> None:
     from workbench import methods
     from workbench.training.artifacts import model_card
@@ -281,7 +312,9 @@ def _save_artifact(
         spec.save(config.method, trainer, staging, context)
     else:
         trainer.save_model(str(staging))
-    (staging / "README.md").write_text(model_card(config, spec, base_name, hashes, loss, steps), encoding="utf-8")
+    (staging / "README.md").write_text(
+        model_card(config, spec, base_name, hashes, loss, steps, chosen), encoding="utf-8"
+    )
     shutil.rmtree(files.adapter, ignore_errors=True)
     staging.rename(files.adapter)
 
