@@ -32,7 +32,8 @@ def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
     """Write `<run>-adapter.zip` (`<run>-model.zip` for methods that leave a whole model), or `output`,
     atomically and return its path.
 
-    Holds adapter/ (weights, config, tokenizer files, model card) and, when losses were logged, loss.png.
+    Holds adapter/ (weights, config, tokenizer files, model card), loss.png when losses were logged, and eval/
+    (report, examples, chart) when the run was evaluated.
     """
     _require_adapter(files)
     output = Path(output) if output else files.root / adapter_zip_name(files)
@@ -44,6 +45,9 @@ def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
         chart = loss_chart_png(files.read_metrics(), title=files.root.name)
         if chart is not None:
             zf.writestr("loss.png", chart)
+        for path in sorted(files.evaluation.glob("*")) if files.evaluation.is_dir() else []:
+            if path.is_file():
+                zf.write(path, Path("eval") / path.name)
     return output
 
 
