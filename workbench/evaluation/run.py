@@ -196,7 +196,8 @@ def evaluate_model(
     from workbench.evaluation import testset
     from workbench.evaluation.generate import replies
 
-    probe.offline() if models.is_local(model) else None
+    if models.is_local(model):
+        probe.offline()
     ref = models.resolve(model)
     result: dict[str, Any] = {"title": ref.base_name, "model": ref.base_name, "timings": {}}
     if data is not None:
