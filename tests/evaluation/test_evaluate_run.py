@@ -154,3 +154,14 @@ def test_export_zip_and_model_card_carry_the_evaluation(run, evaluated, tmp_path
         assert {"eval/report.json", "eval/examples.csv", "eval/metrics.png", "adapter/README.md"} <= set(zf.namelist())
         assert json.loads(zf.read("eval/report.json"))["metrics"] == result["metrics"]
         assert "## Evaluation" in zf.read("adapter/README.md").decode()
+
+
+def test_a_base_model_is_evaluated_on_its_own(tmp_path):
+    """`eval MODEL --base --data FILE`: the base side only, in the folder given."""
+    result = cli("eval", "smollm2-135m-instruct", "--base", "--data", str(PRESETS / "data/alpaca_en_demo.json"),
+                 "--limit", "2", "--max-new-tokens", "8", "--threads", "1", "-o", str(tmp_path / "out"),
+                 home=tmp_path / "home")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert list(found["metrics"]) == ["base"] and set(found["metrics"]["base"]) == set(METRICS)
+    assert found["examples_count"] == 2 and "2 examples from alpaca_en_demo.json" in result.stdout

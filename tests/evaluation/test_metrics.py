@@ -96,3 +96,27 @@ def test_model_card_section_is_replaced_not_repeated(tmp_path):
     text = card.read_text()
     assert text.startswith("# A model") and text.count("## Evaluation") == 1
     assert "| chrF | 20.0 | 40.0 | +20.0 |" in text
+
+
+def test_a_run_without_a_test_set_says_how_to_get_one(tmp_path):
+    from workbench.config import parse_config, save_config
+    from workbench.evaluation.run import EvaluationError, run_examples
+    from workbench.runs.files import RunFiles
+
+    files = RunFiles(tmp_path)
+    save_config(parse_config({"data": {"datasets": [{"path": str(PRESETS / "data/identity.json")}]}}), files.config)
+    with pytest.raises(EvaluationError, match="kept no test set .*data.test_size.*--data FILE"):
+        run_examples(files, None, "test", None)
+    with pytest.raises(EvaluationError, match="no dataset with split: validation"):
+        run_examples(files, None, "validation", None)
+    examples, source = run_examples(files, PRESETS / "data/alpaca_en_demo.json", "test", 3)
+    assert source == "alpaca_en_demo.json" and len(examples) == 3
+    assert examples[0].prompt[-1]["role"] == "user" and examples[0].reference
+
+
+def test_headline_figures_for_compare_runs():
+    figures = {"chrf": 20.0, "rouge_l": 30.0, "contains_answer": 0.25}
+    result = {"metrics": {"base": figures, "tuned": {**figures, "chrf": 35.5}}, "probe": {"retention": 0.875}}
+    found = report.headline(result)
+    assert found["eval chrF"] == 35.5 and found["eval chrF change"] == 15.5
+    assert found["eval contains answer"] == 25.0 and found["probe retention"] == 87.5

@@ -117,6 +117,23 @@ def _fmt(name: str, value: float | None) -> str:
     return f"{_percent(name, value):.1f}" + ("%" if name in ("exact_match", "contains_answer") else "")
 
 
+def headline(report: dict[str, Any]) -> dict[str, float]:
+    """The few figures that stand for an evaluation beside other runs' (Compare runs): the tuned side's chrF,
+    ROUGE-L and contains-answer, their change from the base, and the probe's retention."""
+    metrics = report.get("metrics") or {}
+    base, tuned = metrics.get("base", {}), metrics.get("tuned", {})
+    found = {}
+    for name in ("chrf", "rouge_l", "contains_answer"):
+        if name in tuned:
+            found[f"eval {_LABELS[name]}"] = round(_percent(name, tuned[name]), 2)
+            if name in base:
+                found[f"eval {_LABELS[name]} change"] = round(_percent(name, tuned[name] - base[name]), 2)
+    retention = (report.get("probe") or {}).get("retention")
+    if retention is not None:
+        found["probe retention"] = round(100 * retention, 1)
+    return found
+
+
 def warnings(report: dict[str, Any]) -> list[str]:
     """What a person should not miss: retention below the threshold, with the questions lost."""
     probe = report.get("probe") or {}
