@@ -165,3 +165,18 @@ def test_a_base_model_is_evaluated_on_its_own(tmp_path):
     found = json.loads((tmp_path / "out" / "report.json").read_text())
     assert list(found["metrics"]) == ["base"] and set(found["metrics"]["base"]) == set(METRICS)
     assert found["examples_count"] == 2 and "2 examples from alpaca_en_demo.json" in result.stdout
+
+
+def test_the_runs_summary_carries_the_best_step_and_the_evaluation(run, evaluated):
+    """What Compare runs and the Runs tab read: the best step, headline figures, the forgetting warning."""
+    from workbench.evaluation import report
+    from workbench.runs.summary import summarize
+
+    _, job, _ = run
+    result, _ = evaluated
+    summary = summarize(job.files, "finished")
+    assert summary.best_step == job.files.read_status()["best_step"]
+    assert summary.evaluation["eval chrF"] == round(result["metrics"]["tuned"]["chrf"], 2)
+    assert summary.evaluation["probe retention"] == round(100 * result["probe"]["retention"], 1)
+    assert summary.warnings == report.warnings(result)
+    assert bool(summary.warnings) == result["probe"]["warning"]
