@@ -213,7 +213,9 @@ def evaluate_model(
         result.update(split="given", data=Path(data).name, examples_count=len(examples))
     names = ([probe.TASK] if with_probe else []) + [t for t in tasks or [] if t != probe.TASK]
     if names:
+        began = time.time()
         outputs = probe.run_tasks(probe.ModelUnderTest(pretrained=ref.path), names, limit=probe_limit)
+        result["timings_lm_eval"] = {"base_s": round(time.time() - began, 1)}
         if with_probe:
             answers_ = probe.answers(outputs)
             result["probe"] = {"task": probe.TASK, "questions": len(answers_), "base": {
