@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         "eval", help="compare a finished run's replies with its base model's on its test set; --probe measures "
         "forgetting (results in RUN/eval/)",
     )  # fmt: skip
-    evaluate.add_argument("run", help="a run id (see `jobs`); with --base, a model: bundled key, folder or hub id")
+    evaluate.add_argument(
+        "run", help="a run id (see `jobs`) or run folder; with --base, a model: bundled key, folder or hub id"
+    )
     evaluate.add_argument("--data", type=Path, help="a dataset file to ask instead of the run's test set")
     evaluate.add_argument(
         "--split", choices=["test", "validation"], default="test",
@@ -261,9 +263,12 @@ def _eval(args: argparse.Namespace) -> int:
         output = args.output or home.evaluations_dir() / safe
         result = evaluate_model(args.run, output, **options)
     else:
+        from workbench.runs.files import RunFiles
         from workbench.runs.store import JobStore
 
-        files = JobStore().get(args.run).files
+        # A run id, or a run folder (how workbench.evaluation.launch starts it for the UI).
+        folder = Path(args.run)
+        files = RunFiles(folder.resolve()) if (folder / "config.yaml").is_file() else JobStore().get(args.run).files
         result = evaluate_run(files, split=args.split, **options)
         output = files.evaluation
     rows = [("metric", "base", "tuned", "change"), *report.table(result)]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelLoadError, OutOfMemoryError, WorkbenchError, describe
+from workbench.evaluation import report
 from workbench.runs.files import RunFiles
 
 # Weights barely compress, and deflating a full model takes longer than sending it: store them as they are.
@@ -45,9 +46,9 @@ def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
         chart = loss_chart_png(files.read_metrics(), title=files.root.name)
         if chart is not None:
             zf.writestr("loss.png", chart)
-        for path in sorted(files.evaluation.glob("*")) if files.evaluation.is_dir() else []:
-            if path.is_file():
-                zf.write(path, Path("eval") / path.name)
+        for name in (report.REPORT, report.EXAMPLES, report.CHART):
+            if (files.evaluation / name).is_file():
+                zf.write(files.evaluation / name, Path("eval") / name)
     return output
 
 

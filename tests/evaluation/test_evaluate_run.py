@@ -180,3 +180,19 @@ def test_the_runs_summary_carries_the_best_step_and_the_evaluation(run, evaluate
     assert summary.evaluation["probe retention"] == round(100 * result["probe"]["retention"], 1)
     assert summary.warnings == report.warnings(result)
     assert bool(summary.warnings) == result["probe"]["warning"]
+
+
+def test_an_evaluation_started_in_a_process_of_its_own_leaves_its_report(run, tmp_path):
+    """How the UI starts one (it never loads a model itself): a child process, its output in eval/log.txt."""
+    import shutil
+
+    from workbench.evaluation import launch
+    from workbench.runs.files import RunFiles
+
+    _, job, _ = run
+    files = RunFiles(tmp_path / job.id)  # a copy: the other tests read the run's own report
+    shutil.copytree(job.files.root, files.root, ignore=shutil.ignore_patterns("eval", "checkpoints"))
+    process = launch.start(files, limit=1, threads=1)
+    assert process.wait(timeout=300) == 0, (files.evaluation / launch.LOG).read_text()[-2000:]
+    found = json.loads((files.evaluation / "report.json").read_text())
+    assert found["examples_count"] == 1 and set(found["metrics"]) == {"base", "tuned"}
