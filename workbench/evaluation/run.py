@@ -6,18 +6,17 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from workbench.errors import WorkbenchError
 from workbench.evaluation import metrics, probe, report
 from workbench.evaluation.testset import Example
 from workbench.runs.files import RunFiles
 
-log = logging.getLogger("workbench.evaluation")
-Split = str  # "test" (the run's held-out test.jsonl) or "validation" (its datasets marked split: validation)
+# The run's held-out test.jsonl, or its datasets marked split: validation.
+Split = Literal["test", "validation"]
 
 
 class EvaluationError(WorkbenchError):
