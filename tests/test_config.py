@@ -84,6 +84,42 @@ def test_eval_steps_without_validation_split_is_refused():
         parse_config({**MINIMAL, "train": {"eval_steps": 5}})
 
 
+@pytest.mark.parametrize(
+    ("update", "words"),
+    [
+        ({"train": {"early_stopping_patience": 2}}, ["train.early_stopping_patience", "no validation data"]),
+        ({"train": {"keep_best": True}}, ["train.keep_best needs validation data"]),
+        (
+            {"data": {"datasets": [{"path": "x.json", "use": "validation"}]}},
+            ["give at least one with use: train"],
+        ),
+        (
+            {"data": {"datasets": [{"path": "x.json"}, {"path": "t.json", "use": "test"}], "test_size": 0.1}},
+            ["data.test_size is set and a dataset has use: test"],
+        ),
+        ({"data": {"datasets": [{"path": "x.json"}], "test_size": 0.1}, "stage": {"name": "dpo"}}, ["test set"]),
+    ],
+)
+def test_splits_and_early_stopping_settings_that_do_not_fit_are_refused(update, words):
+    with pytest.raises(ConfigError) as err:
+        parse_config({**MINIMAL, **update})
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_a_validation_dataset_allows_early_stopping_which_keeps_the_best():
+    from workbench.training import best
+
+    data = {"datasets": [{"path": "x.json"}, {"path": "v.json", "use": "validation"}]}
+    config = parse_config({**MINIMAL, "data": data, "train": {"early_stopping_patience": 3, "eval_steps": 10}})
+    assert config.data.has_validation() and not config.data.has_test() and config.train.keeps_best()
+    args = best.arguments(config.train, has_eval=True)
+    # Saved at every evaluation, so that the best step has a checkpoint to go back to.
+    assert args["save_steps"] == args["eval_steps"] == 10 and args["load_best_model_at_end"]
+    assert args["metric_for_best_model"] == "eval_loss"
+    assert best.arguments(parse_config(MINIMAL).train, has_eval=False)["eval_strategy"] == "no"
+
+
 def test_bad_override_syntax_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="section.field=value"):
         apply_overrides(MINIMAL, ["train.max_steps"])

@@ -1,4 +1,4 @@
-"""The command line: `python -m workbench train|jobs|stop|resume|delete|logs|chat|export|serve ...`."""
+"""The command line: `python -m workbench train|jobs|stop|resume|delete|logs|chat|eval|export|serve ...`."""
 
 from __future__ import annotations
 
@@ -49,6 +49,31 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--max-new-tokens", type=int, default=256)
     chat.add_argument("--temperature", type=float, default=0.0, help="0 picks the most likely token")
 
+    evaluate = sub.add_parser(
+        "eval", help="compare a finished run's replies with its base model's on its test set; --probe measures "
+        "forgetting (results in RUN/eval/)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "run", help="a run id (see `jobs`) or run folder; with --base, a model: bundled key, folder or hub id"
+    )
+    evaluate.add_argument("--data", type=Path, help="a dataset file to ask instead of the run's test set")
+    evaluate.add_argument(
+        "--split", choices=["test", "validation"], default="test",
+        help="the run's held-out test set (default) or its validation datasets",
+    )  # fmt: skip
+    evaluate.add_argument("--limit", type=int, help="only the first N examples")
+    evaluate.add_argument("--base", action="store_true", help="evaluate a base model on its own (RUN names it)")
+    evaluate.add_argument("--probe", action="store_true", help="run the general-knowledge probe (lm-eval) too")
+    evaluate.add_argument("--probe-limit", type=int, help="only the probe's first N questions")
+    evaluate.add_argument(
+        "--task", dest="tasks", action="append", default=[], metavar="NAME",
+        help="also run this lm-evaluation-harness task (its data must be on this machine; repeatable)",
+    )  # fmt: skip
+    evaluate.add_argument("--batch-size", type=int, default=8, help="prompts answered together (default 8)")
+    evaluate.add_argument("--max-new-tokens", type=int, default=128, help="longest reply (default 128)")
+    evaluate.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    evaluate.add_argument("-o", "--output", type=Path, help="with --base: folder for the report")
+
     export = sub.add_parser(
         "export", help="a run's adapter zip, merged model, GGUF (model or LoRA) or Ollama Modelfile; --push uploads it"
     )
@@ -91,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     home.private_files()  # runs, stored datasets and exports are the user's alone (the workers inherit it)
     try:
         commands = {"train": _train, "jobs": _jobs, "stop": _stop, "resume": _resume, "delete": _delete}
-        commands.update({"logs": _logs, "chat": _chat, "export": _export, "serve": _serve})
+        commands.update({"logs": _logs, "chat": _chat, "eval": _eval, "export": _export, "serve": _serve})
         return commands[args.command](args)
     except WorkbenchError as err:
         _err(f"error: {err}" if "\n" not in str(err) else "error:\n  " + str(err).replace("\n", "\n  "))
@@ -142,7 +167,10 @@ def _follow(queue, job_id: str) -> int:
             queue.cancel(job_id)
     bar.close()
     if job.state == "finished":
-        _out(f"finished: adapter in {job.files.adapter}")
+        status = job.files.read_status()
+        chosen = f" (the best checkpoint, step {status['best_step']})" if status.get("best_step") is not None else ""
+        early = f"; stopped early at step {status.get('step')}" if status.get("stopped_early") else ""
+        _out(f"finished: adapter in {job.files.adapter}{chosen}{early}")
         return 0
     if job.state == "stopped":
         _out(f"stopped; resume continues from {job.files.last_checkpoint()}")
@@ -244,6 +272,56 @@ def _chat(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         sys.stdout.write("\n")
         history.append({"role": "assistant", "content": reply})
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    # Before torch loads OpenMP, as in the worker: with active waiting, generation slows 10-25x whenever another
+    # process (a training run, the UI) takes a core.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from workbench.evaluation import report
+    from workbench.evaluation.run import evaluate_model, evaluate_run
+
+    logging.basicConfig(level=logging.WARNING)
+    options = {
+        "data": args.data, "limit": args.limit, "with_probe": args.probe, "probe_limit": args.probe_limit,
+        "tasks": args.tasks, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+    }  # fmt: skip
+    if args.base:
+        from workbench import home
+
+        if args.data is None and not args.probe and not args.tasks:
+            raise WorkbenchError("eval --base needs something to ask: --data FILE, --probe or --task NAME")
+        safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in args.run).strip("-.")
+        output = args.output or home.evaluations_dir() / safe
+        result = evaluate_model(args.run, output, **options)
+    else:
+        from workbench.runs.files import RunFiles
+        from workbench.runs.store import JobStore
+
+        # A run id, or a run folder (how workbench.evaluation.launch starts it for the UI).
+        folder = Path(args.run)
+        files = RunFiles(folder.resolve()) if (folder / "config.yaml").is_file() else JobStore().get(args.run).files
+        result = evaluate_run(files, split=args.split, **options)
+        output = files.evaluation
+    rows = [("metric", "base", "tuned", "change"), *report.table(result)]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    if result.get("examples_count"):
+        _out(f"{result['examples_count']} examples from {result.get('data')}")
+    for row in rows:
+        cells = zip(row, widths, strict=True)
+        _out("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(cells)))
+    for warning in report.warnings(result):
+        _err(f"warning: {warning}")
+    _out(f"report: {output / report.REPORT}")
     return 0
 
 

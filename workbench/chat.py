@@ -59,8 +59,8 @@ class ChatEngine:
         self._base_model: Any = None
 
     @contextmanager
-    def _base(self) -> Iterator[Any]:
-        """The model that gives the base model's answers."""
+    def base(self) -> Iterator[Any]:
+        """The model that gives the base model's answers (the adapter switched off, or the base loaded beside)."""
         if self.kind == "peft":
             with self.model.disable_adapter():
                 yield self.model
@@ -145,7 +145,7 @@ class ChatEngine:
 
         def generate() -> None:
             try:
-                with nullcontext(self.model) if adapter or not self.has_adapter else self._base() as model:
+                with nullcontext(self.model) if adapter or not self.has_adapter else self.base() as model:
                     model.generate(**kwargs)
             except BaseException as err:  # noqa: B036  re-raised in the caller's thread below
                 failure.append(err)

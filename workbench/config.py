@@ -20,6 +20,8 @@ DataFormat = Literal["auto", "alpaca", "sharegpt", "openai"]
 MixStrategy = Literal["no_repeats", "every_row"]
 # Shares that add up to 1 within this are taken as adding up to 1 (0.33 + 0.33 + 0.34, or float rounding).
 SHARE_TOLERANCE = 1e-3
+# What a dataset is for: training, the eval loss during training, or the held-out test set that `eval` reads.
+DatasetUse = Literal["train", "validation", "test"]
 # Where a run's metrics go besides its own folder's metrics.jsonl (workbench/runs/tracking.py).
 Tracker = Literal["tensorboard", "trackio", "wandb", "mlflow"]
 
@@ -71,6 +73,11 @@ class DatasetSpec(_Section):
         description="Its share of the training rows when datasets are mixed, e.g. 0.2; datasets without one "
         "divide what is left equally (see data.mix_strategy).",
     )
+    use: DatasetUse = Field(
+        "train",
+        description="What this dataset is for: training, validation (the eval loss during training, in place of "
+        "val_size) or test (held out for `eval` after training, in place of test_size).",
+    )
     fill: dict[str, str] = Field(
         default_factory=dict,
         description="Values for placeholders in the data, e.g. {name: Ada, author: Lovelace Labs} fills {{name}} "
@@ -100,6 +107,13 @@ class DataConfig(_Section):
     train_on_prompt: bool = Field(False, description="Also train on prompt tokens, not only the responses.")
     packing: bool = Field(False, description="Pack several examples into each sequence of cutoff_len tokens.")
     val_size: float = Field(0.0, ge=0.0, lt=1.0, description="Share of rows held out to measure eval loss.")
+    test_size: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Share of conversations held out of training and saved with the run as its test set, for "
+        "`eval` to compare base and tuned replies on.",
+    )
     system_prompt: str | None = Field(
         None,
         description="The system message of every conversation that has none, in training and in chat; empty: the "
@@ -113,10 +127,10 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _shares_add_up(self) -> DataConfig:
-        given = [spec.share for spec in self.datasets if spec.share is not None]
+        given = [spec.share for spec in self.training_datasets() if spec.share is not None]
         if not given:
             return self
-        total, unset = sum(given), len(self.datasets) - len(given)
+        total, unset = sum(given), len(self.training_datasets()) - len(given)
         if unset == 0 and abs(total - 1) > SHARE_TOLERANCE:
             raise ValueError(f"the datasets' shares add up to {total:g}; they must add up to 1")
         if unset and total >= 1 - SHARE_TOLERANCE:
@@ -125,15 +139,38 @@ class DataConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _uses(self) -> DataConfig:
+        if not self.training_datasets():
+            raise ValueError("every dataset is a validation or test set: give at least one with use: train")
+        if any(spec.share is not None for spec in self.datasets if spec.use != "train"):
+            raise ValueError("a share is for a training dataset; a validation or test set is used whole")
+        for use, share in (("validation", "val_size"), ("test", "test_size")):
+            if getattr(self, share) > 0 and any(spec.use == use for spec in self.datasets):
+                raise ValueError(f"data.{share} is set and a dataset has use: {use}; use one or the other")
+        return self
+
+    def training_datasets(self) -> list[DatasetSpec]:
+        """The datasets the run trains on (mixed by their shares), not those kept for validation or test."""
+        return [spec for spec in self.datasets if spec.use == "train"]
+
     def shares(self) -> list[float] | None:
-        """Each dataset's share of a mix (adding up to 1), or None when no dataset has one (concatenated)."""
-        given = [spec.share for spec in self.datasets]
+        """Each training dataset's share of a mix (adding up to 1), or None when none has one (concatenated)."""
+        given = [spec.share for spec in self.training_datasets()]
         if all(share is None for share in given):
             return None
         known = [share for share in given if share is not None]
         rest = (1 - sum(known)) / (len(given) - len(known)) if len(known) < len(given) else 0.0
         shares = [rest if share is None else share for share in given]
         return [share / sum(shares) for share in shares]
+
+    def has_validation(self) -> bool:
+        """Whether the run measures an eval loss: a share held out, or a validation dataset."""
+        return self.val_size > 0 or any(spec.use == "validation" for spec in self.datasets)
+
+    def has_test(self) -> bool:
+        """Whether the run keeps a test set for `eval`: a share held out, or a test dataset."""
+        return self.test_size > 0 or any(spec.use == "test" for spec in self.datasets)
 
 
 class TrainConfig(_Section):
@@ -170,7 +207,29 @@ class TrainConfig(_Section):
     )
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for training; default: all cores.")
     logging_steps: int = Field(1, ge=1, description="Log loss every this many steps.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every this many steps (needs val_size > 0).")
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate every this many steps (needs validation data); default: save_steps."
+    )
+    early_stopping_patience: int | None = Field(
+        None,
+        ge=1,
+        description="Stop once best_metric has not improved for this many evaluations in a row (needs validation "
+        "data); the best checkpoint becomes the result. Empty: train to the end.",
+    )
+    early_stopping_threshold: float = Field(
+        0.0, ge=0.0, description="The least change of best_metric that counts as an improvement for early stopping."
+    )
+    keep_best: bool = Field(
+        False,
+        description="Make the checkpoint with the best best_metric the run's result rather than the last one "
+        "(always on with early stopping). A checkpoint is then saved at every evaluation.",
+    )
+    best_metric: str = Field(
+        "eval_loss",
+        pattern=r"^[A-Za-z0-9_/.-]+$",
+        description="The evaluation metric that picks the best checkpoint and drives early stopping: eval_loss, or "
+        "another logged eval metric (e.g. eval_mean_token_accuracy); names ending in loss are better lower.",
+    )
     save_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every this many steps.")
     save_total_limit: int | None = Field(2, ge=1, description="Keep at most this many checkpoints.")
     report_to: list[Tracker] = Field(
@@ -178,6 +237,10 @@ class TrainConfig(_Section):
         description="Experiment trackers that also get the metrics: TensorBoard (event files in the run folder), "
         "Trackio (local), W&B or MLflow (where installed and set up); none: leave it empty.",
     )
+
+    def keeps_best(self) -> bool:
+        """Whether the best checkpoint, not the last, becomes the run's result."""
+        return self.keep_best or self.early_stopping_patience is not None
 
     @field_validator("report_to", mode="before")
     @classmethod
@@ -230,8 +293,20 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
-        if self.train.eval_steps is not None and self.data.val_size == 0:
-            raise ValueError("train.eval_steps is set but data.val_size is 0: there is nothing to evaluate on")
+        if not self.data.has_validation():
+            for name in ("eval_steps", "early_stopping_patience"):
+                if getattr(self.train, name) is not None:
+                    raise ValueError(
+                        f"train.{name} is set but there is no validation data (data.val_size is 0 and no dataset "
+                        "has use: validation): there is nothing to evaluate on"
+                    )
+            if self.train.keep_best:
+                raise ValueError("train.keep_best needs validation data (data.val_size or a validation dataset)")
+        if self.data.has_test() and stages.get(self.stage.name).data != "conversations":
+            raise ValueError(
+                f"a test set (data.test_size or use: test) holds conversations; stage {self.stage.name!r} trains on "
+                "other data"
+            )
         if self.data.packing and not methods.get(self.method.name).padding_free:
             raise ValueError(
                 f"data.packing cannot be used with method {self.method.name!r}: its virtual tokens belong in front "

@@ -241,6 +241,8 @@ def _total_steps(config: RunConfig, rows: int | None, length: float) -> int | No
         return t.max_steps
     if rows is None:
         return None
+    if d.test_size > 0:  # held out first, as the worker does
+        rows -= max(1, round(rows * d.test_size))
     if d.val_size > 0:
         rows -= max(1, round(rows * d.val_size))
     if d.packing:

@@ -75,6 +75,11 @@ def jobs_db() -> Path:
     return home() / "jobs.sqlite"
 
 
+def evaluations_dir() -> Path:
+    """Evaluations of base models on their own (`eval MODEL --base`); a run's go into its own folder."""
+    return _sub("evaluations")
+
+
 def collected_dir() -> Path:
     """Datasets made in the workbench itself (ratings from the Chat tab)."""
     return _sub("collected")

@@ -127,12 +127,12 @@ class Mixed:
 
 
 def load_mixed(data: DataConfig, kind: str, seed: int) -> Mixed:
-    """Load every dataset of `data` as `kind` of data (with the data's system prompt), and mix them by their
-    shares with `seed` (concatenated where none has a share)."""
+    """Load every training dataset of `data` as `kind` of data (with the data's system prompt), and mix them by
+    their shares with `seed` (concatenated where none has a share)."""
     from workbench.data import saved
     from workbench.data.loading import LoadedDataset, load_for
 
-    loaded = [load_for(kind, spec, system_prompt=data.system_prompt) for spec in data.datasets]
+    loaded = [load_for(kind, spec, system_prompt=data.system_prompt) for spec in data.training_datasets()]
     pools = [ds.conversations if isinstance(ds, LoadedDataset) else ds.examples for ds in loaded]
     files = [saved.name_of(ds.path) if ds.path.is_dir() else ds.path.name for ds in loaded]
     rows, parts = mix(pools, data.shares(), data.mix_strategy, seed, files)

@@ -87,6 +87,7 @@ def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | LoadedExamples | None
         max_samples=spec.max_samples,
         share=spec.share,
         fill=spec.fill,
+        use=spec.use,
     )
 
 

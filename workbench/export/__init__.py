@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.evaluation import report
 from workbench.export.child import run_child
 from workbench.runs.files import RunFiles
 
@@ -29,7 +30,8 @@ def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
     """Write `<run>-adapter.zip` (`<run>-model.zip` for methods that leave a whole model), or `output`,
     atomically and return its path.
 
-    Holds adapter/ (weights, config, tokenizer files, model card) and, when losses were logged, loss.png.
+    Holds adapter/ (weights, config, tokenizer files, model card), loss.png when losses were logged, and eval/
+    (report, examples, chart) when the run was evaluated.
     """
     _require_adapter(files)
     output = Path(output) if output else files.root / adapter_zip_name(files)
@@ -41,6 +43,9 @@ def zip_adapter(files: RunFiles, output: Path | None = None) -> Path:
         chart = loss_chart_png(files.read_metrics(), title=files.root.name)
         if chart is not None:
             zf.writestr("loss.png", chart)
+        for name in (report.REPORT, report.EXAMPLES, report.CHART):
+            if (files.evaluation / name).is_file():
+                zf.write(files.evaluation / name, Path("eval") / name)
     return output
 
 

@@ -1,10 +1,10 @@
 """The files of one run folder: the only channel between the worker and everything that watches it.
 
-config.yaml (frozen before launch), status.json (the worker's progress: step, ETA, tokens/s, counts; written only
-by the worker, atomically), metrics.jsonl (append-only), log.txt (the worker's output), checkpoints/, adapter/,
-manifest.json, and the experiment trackers' files that belong to the run (tensorboard/; wandb/ with W&B). Whether
-the run is queued, running or done, and why it failed, is the job store's (store.py), not this folder's. Light: no
-torch here.
+config.yaml (frozen before launch), status.json (the worker's progress: step, ETA, tokens/s, counts, the best step;
+written only by the worker, atomically), metrics.jsonl (append-only), log.txt (the worker's output), checkpoints/,
+adapter/, manifest.json, test.jsonl (the held-out test set), eval/ (what `eval` measured), and the experiment
+trackers' files that belong to the run (tensorboard/; wandb/ with W&B). Whether the run is queued, running or done,
+and why it failed, is the job store's (store.py), not this folder's. Light: no torch here.
 """
 
 from __future__ import annotations
@@ -67,6 +67,16 @@ class RunFiles:
     @property
     def manifest(self) -> Path:
         return self.root / "manifest.json"
+
+    @property
+    def test_set(self) -> Path:
+        """The conversations held out of training (data.test_size or use: test), as JSONL, for `eval`."""
+        return self.root / "test.jsonl"
+
+    @property
+    def evaluation(self) -> Path:
+        """What `eval` wrote: report.json, examples.csv, the charts (workbench/evaluation)."""
+        return self.root / "eval"
 
     @property
     def tensorboard(self) -> Path:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from workbench.runs.files import RunFiles
 
@@ -22,6 +23,9 @@ class RunSummary:
     final_loss: float | None
     eval_loss: float | None
     weights_bytes: int | None  # the saved adapter's (or whole model's) weight files
+    best_step: int | None = None  # the step whose checkpoint is the result (train.keep_best, early stopping)
+    evaluation: dict[str, float] = field(default_factory=dict)  # headline figures of RUN/eval (evaluation/report)
+    warnings: list[str] = field(default_factory=list)  # what the evaluation warns of (forgetting)
 
     @property
     def share(self) -> float | None:
@@ -32,7 +36,10 @@ class RunSummary:
 
 def summarize(files: RunFiles, state: str) -> RunSummary:
     """The figures of the run in `files`, whose job-store state is `state`."""
+    from workbench.evaluation import report
+
     status = files.read_status()
+    evaluated: dict[str, Any] = report.read(files.evaluation) or {}
     records = files.read_metrics()
     losses = [r for r in records if r.get("loss") is not None]
     evals = [r["eval_loss"] for r in records if r.get("eval_loss") is not None]
@@ -58,4 +65,7 @@ def summarize(files: RunFiles, state: str) -> RunSummary:
         final_loss=losses[-1]["loss"] if losses else None,
         eval_loss=evals[-1] if evals else None,
         weights_bytes=weights,
+        best_step=status.get("best_step"),
+        evaluation=report.headline(evaluated),
+        warnings=report.warnings(evaluated),
     )

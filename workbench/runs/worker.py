@@ -151,7 +151,7 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
     from workbench import methods, stages
     from workbench.methods.counting import count_parameters
     from workbench.runs import chaining, preflight, tracking
-    from workbench.training import artifacts, hardware, varlen_attention
+    from workbench.training import artifacts, best, hardware, varlen_attention
     from workbench.training.callbacks import RunCallback
 
     started = time.time()
@@ -211,7 +211,10 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
         eval_set=eval_set,
         peft_config=peft_config,
         output_dir=files.checkpoints,
-        callbacks=[RunCallback(files, stop, on_begin=claim.running)],
+        callbacks=[
+            RunCallback(files, stop, on_begin=claim.running),
+            *best.callbacks(config.train, eval_set is not None),
+        ],
         padding_free=padding_free,
         model_path=model_path,
         reward_run=chaining.reward_run(config),
@@ -237,46 +240,78 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stop.requested:
         return "stopped"
+    chosen = best.outcome(config.train, trainer.state)
+    if chosen:
+        # The trainer has loaded the best checkpoint back into the model: that is what is saved below.
+        log.info("best checkpoint: step %s (%s)", chosen["best_step"], chosen["best_metric"])
+        files.write_status(**chosen)
 
     hashes = [_sha256(path) for path in data_files]
-    _save_artifact(trainer, files, config, context, ref.base_name, hashes, _final_loss(files), result.global_step)
+    _save_artifact(
+        trainer, files, config, context, ref.base_name, hashes, _final_loss(files), result.global_step, chosen
+    )
     write_json_atomic(files.manifest, artifacts.manifest(config, hw, hashes))
     return "finished"
 
 
 def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
-    """(train set, eval set or None, the data files read) for a stage that trains on `kind` of data; several
-    datasets are mixed by their shares first (workbench/data/mixing.py)."""
+    """(train set, eval set or None, the data files read) for a stage that trains on `kind` of data.
+
+    The training datasets are mixed by their shares first (workbench/data/mixing.py). Datasets with `use:
+    validation` are the eval set (else a `val_size` share of the mix); for conversations, those with `use: test`
+    (else a `test_size` share of the mix) are held out and saved as test.jsonl.
+    """
     from workbench import data
+    from workbench.data.loading import LoadedDataset, LoadedExamples, load_for
     from workbench.data.mixing import load_mixed
+    from workbench.data.splits import hold_out, write_conversations
     from workbench.data.text import encode_texts
 
-    mixed = load_mixed(config.data, kind, config.train.seed)
     d = config.data
+    mixed = load_mixed(d, kind, config.train.seed)
+    kept = {
+        use: [load_for(kind, spec, system_prompt=d.system_prompt) for spec in d.datasets if spec.use == use]
+        for use in ("validation", "test")
+    }
+
+    def items(loaded: LoadedDataset | LoadedExamples) -> list:
+        return loaded.conversations if isinstance(loaded, LoadedDataset) else loaded.examples
+
+    given = {use: [row for ds in loaded for row in items(ds)] for use, loaded in kept.items()}
+    rows, test = mixed.rows, []
     if kind == "conversations":
-        encoded = data.encode_conversations(
-            mixed.rows, tokenizer, cutoff_len=d.cutoff_len, train_on_prompt=d.train_on_prompt
-        )
-    elif kind == "text":
-        encoded = encode_texts(mixed.rows, tokenizer, cutoff_len=d.cutoff_len)
+        rows, test = hold_out(rows, d.test_size, config.train.seed)
+        test += given["test"]
+        if test:
+            write_conversations(test, files.test_set)
+
+    def encode(items: list) -> data.EncodedData:
+        if kind == "text":
+            return encode_texts(items, tokenizer, cutoff_len=d.cutoff_len)
+        return data.encode_conversations(items, tokenizer, cutoff_len=d.cutoff_len, train_on_prompt=d.train_on_prompt)
+
+    if kind in ("conversations", "text"):
+        encoded = encode(rows)
+        files.write_status(data_stats={**encoded.stats.as_dict(), "mix": mixed.report(), "test_rows": len(test)})
+        dataset = data.to_hf_dataset(encoded)
+        eval_set = data.to_hf_dataset(encode(given["validation"])) if given["validation"] else None
     else:
         from datasets import Dataset
 
-        rows = [example.as_trl() for example in mixed.rows]
         files.write_status(
             data_stats={"rows": len(rows), "kind": data.loading.KIND_NAMES[kind], "mix": mixed.report()}
         )
-        dataset = Dataset.from_list(rows)  # TRL applies the chat template and cuts to cutoff_len itself
-        encoded = None
-    if encoded is not None:
-        files.write_status(data_stats={**encoded.stats.as_dict(), "mix": mixed.report()})
-        dataset = data.to_hf_dataset(encoded)
-    train_set, eval_set = data.split_validation(dataset, d.val_size, config.train.seed)
-    return train_set, eval_set, [ds.path for ds in mixed.loaded]
+        # TRL applies the chat template and cuts to cutoff_len itself
+        dataset = Dataset.from_list([example.as_trl() for example in rows])
+        validation = [example.as_trl() for example in given["validation"]]
+        eval_set = Dataset.from_list(validation) if validation else None
+    if eval_set is None:
+        dataset, eval_set = data.split_validation(dataset, d.val_size, config.train.seed)
+    return dataset, eval_set, [ds.path for ds in [*mixed.loaded, *kept["validation"], *kept["test"]]]
 
 
 def _save_artifact(
-    trainer, files: RunFiles, config: RunConfig, context, base_name: str, hashes, loss, steps: int
+    trainer, files: RunFiles, config: RunConfig, context, base_name: str, hashes, loss, steps: int, chosen: dict
 ) -> None:
     from workbench import methods
     from workbench.training.artifacts import model_card
@@ -289,7 +324,9 @@ def _save_artifact(
         spec.save(config.method, trainer, staging, context)
     else:
         trainer.save_model(str(staging))
-    (staging / "README.md").write_text(model_card(config, spec, base_name, hashes, loss, steps), encoding="utf-8")
+    (staging / "README.md").write_text(
+        model_card(config, spec, base_name, hashes, loss, steps, chosen), encoding="utf-8"
+    )
     shutil.rmtree(files.adapter, ignore_errors=True)
     staging.rename(files.adapter)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import RunConfig
+from workbench.training import best
 from workbench.training.hardware import Hardware
 
 
@@ -39,10 +40,8 @@ def common_arguments(
         "gradient_checkpointing": hw.gradient_checkpointing,
         "logging_steps": t.logging_steps,
         "save_strategy": "steps",
-        "save_steps": t.save_steps,
         "save_total_limit": t.save_total_limit,
-        "eval_strategy": "steps" if has_eval else "no",
-        "eval_steps": (t.eval_steps or t.save_steps) if has_eval else None,
+        **best.arguments(t, has_eval),  # evaluation, saving, the best checkpoint
         "report_to": list(t.report_to) or "none",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,

@@ -63,8 +63,12 @@ def model_card(
     dataset_hashes: list[str],
     final_loss: float | None,
     steps: int,
+    best: dict[str, Any] | None = None,
 ) -> str:
-    """A Hugging Face model card (README.md) naming base, method, hyperparameters, data and result."""
+    """A Hugging Face model card (README.md) naming base, method, hyperparameters, data and result.
+
+    `best`: the best checkpoint's step and metric when it, not the last step, is the result (training/best.py).
+    """
     library = {"peft": "peft", "model": "transformers"}.get(spec.artifact)
     meta = {"base_model": base_name, **({"library_name": library} if library else {})}
     front = yaml.safe_dump({**meta, "tags": ["workbench", config.method.name, config.stage.name]}, sort_keys=False)
@@ -79,6 +83,12 @@ def model_card(
     )
     loss = f"{final_loss:.4f}" if final_loss is not None else "not logged"
     hashes = "\n".join(f"- `{h}`" for h in dataset_hashes)
+    if best:
+        ((metric, value),) = best["best_metric"].items()
+        stopped = "; training stopped early" if best.get("stopped_early") else ""
+        loss += (
+            f". The weights are the best checkpoint's, step **{best['best_step']}** ({metric} {value:.4f}{stopped})"
+        )
     return f"""---
 {front}---
 
@@ -110,4 +120,6 @@ def _data_summary(config: RunConfig) -> dict[str, Any]:
         "train_on_prompt": d.train_on_prompt,
         "packing": d.packing,
         "val_size": d.val_size,
+        "test_size": d.test_size,
+        "uses": [s.use for s in d.datasets],
     }
