@@ -44,7 +44,7 @@ KEPT = set(
     lovelace labs alpha beta gamma eps tinit tfinal delta coft top wandb login offline space ui show project sync
     logdir backend store uri experiment nf fp bf int safetensors peftmodel from_pretrained automodelforcausallm
     load adapters bottleneck tokenizer int8 regex ok dropout reward sqrt qr kronecker hadamard init prompts path
-    method stage model data train zip datasetdict subset split
+    method stage model data train zip datasetdict subset split loss
     """.split()
 )
 
@@ -354,7 +354,8 @@ def test_the_runs_chat_and_export_tabs_say_it_in_chinese(untranslated):
 ENGINE = REPO / "workbench"
 # Modules whose text never reaches the page: the CLI's own output, the model card written into a run, the script
 # that measures this machine's speed.
-NOT_THE_PAGE = ("ui/", "__main__.py", "training/artifacts.py", "estimation/calibration.py")
+# api/: what the OpenAI server and the REST API say goes to HTTP clients, in English, as OpenAI's own errors do.
+NOT_THE_PAGE = ("ui/", "api/", "__main__.py", "training/artifacts.py", "estimation/calibration.py")
 NOT_SHOWN = {
     # They guard the code's own use (a registry, an internal call), not a person's input or machine.
     "{0} {1!r} is registered twice",
