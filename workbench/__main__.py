@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         "--max-batch", type=int, default=1, help="requests generated together (default 1: one at a time)"
     )
     serve.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    serve.add_argument(
+        "--exit-with", type=int, metavar="PID", help="exit when this process ends (the app that started the server)"
+    )
 
     args = parser.parse_args(argv)
     home.private_files()  # runs, stored datasets and exports are the user's alone (the workers inherit it)
@@ -403,7 +406,7 @@ def _serve(args: argparse.Namespace) -> int:
     options = ServeOptions(
         runs=args.runs, base=args.base, host=args.host, port=args.port, api_key=args.api_key,
         insecure_no_auth=args.insecure_no_auth, max_waiting=args.max_waiting, max_batch=args.max_batch,
-        threads=args.threads,
+        threads=args.threads, exit_with=args.exit_with,
     )  # fmt: skip
     return run(options)
 

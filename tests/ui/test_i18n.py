@@ -44,7 +44,7 @@ KEPT = set(
     lovelace labs alpha beta gamma eps tinit tfinal delta coft top wandb login offline space ui show project sync
     logdir backend store uri experiment nf fp bf int safetensors peftmodel from_pretrained automodelforcausallm
     load adapters bottleneck tokenizer int8 regex ok dropout reward sqrt qr kronecker hadamard init prompts path
-    method stage model data train zip datasetdict subset split loss
+    method stage model data train zip datasetdict subset split loss gguf ollama modelfile
     """.split()
 )
 

@@ -32,6 +32,7 @@ class ServeOptions:
     max_waiting: int = 16
     max_batch: int = 1
     threads: int | None = None
+    exit_with: int | None = None  # a pid: the server exits when that process ends (the app that started it)
 
 
 def exposure_refusal(host: str, api_key: str | None, insecure_no_auth: bool) -> str | None:
@@ -51,6 +52,8 @@ def run(options: ServeOptions) -> int:
     refusal = exposure_refusal(options.host, options.api_key, options.insecure_no_auth)
     if refusal:
         raise ExposureRefused(refusal)
+    if options.exit_with is not None:
+        _exit_with(options.exit_with)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see STACK-NOTES, thread waiting
     import uvicorn
     from starlette.middleware import Middleware
@@ -72,3 +75,20 @@ def run(options: ServeOptions) -> int:
     sys.stderr.write(f"serving {served} at http://{options.host}:{options.port}/v1 (on {engine.device})\n")
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
     return 0
+
+
+def _exit_with(pid: int) -> None:
+    """End this process once `pid` has ended (checked every second by a daemon thread), whatever killed it."""
+    import threading
+    import time
+
+    from workbench.runs import processes
+
+    started = processes.created(pid)
+
+    def watch() -> None:
+        while processes.alive(pid, started):
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with").start()

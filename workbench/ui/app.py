@@ -27,6 +27,8 @@ from workbench.ui import (
     export_tab,
     i18n,
     runs_tab,
+    serve_panel,
+    serve_process,
     serving,
     train_tab,
 )
@@ -80,9 +82,11 @@ def build_app() -> gr.Blocks:
         gr.on(
             [app.load, language.change],
             lambda language: [*train_tab.offered_runs(train, language), chat_tab.adapters(language),
-                              export_tab.runs(), gr.update(choices=data_tab.dataset_choices(language))],
+                              export_tab.runs(), gr.update(choices=data_tab.dataset_choices(language)),
+                              export_tab.runs(), serve_panel.status(language)],
             language,
-            [*train_tab.run_pickers(train), chat["adapter"], export["run"], data["sample"]],
+            [*train_tab.run_pickers(train), chat["adapter"], export["run"], data["sample"], chat["serve"]["runs"],
+             chat["serve"]["status"]],
             api_visibility="private",
         )  # fmt: skip
     return app
@@ -113,6 +117,7 @@ def main(options: serving.Options | None = None) -> None:
         _serve(app, options)
     finally:  # Ctrl-C: Gradio has closed the server and removed the files it served
         downloads.remove_own()
+        serve_process.stop_own()
 
 
 def _stopped(signum: int, frame: object) -> None:
@@ -120,6 +125,7 @@ def _stopped(signum: int, frame: object) -> None:
     # wait minutes for the helper process's current call), but the downloads made here go first: a merged model
     # is hundreds of megabytes in the temp dir.
     downloads.remove_own()
+    serve_process.stop_own()  # the OpenAI server started from the Chat tab (it would also notice on its own)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 

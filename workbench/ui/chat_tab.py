@@ -15,7 +15,7 @@ from workbench import models, ratings
 from workbench.chat_service import ChatService, plain_messages
 from workbench.errors import WorkbenchError
 from workbench.runs.store import JobStore
-from workbench.ui import i18n
+from workbench.ui import i18n, serve_panel
 from workbench.ui.i18n import EN, Translator, _
 
 NO_ADAPTER = "none (base model only)"
@@ -69,6 +69,7 @@ def build() -> dict[str, Any]:
             top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label=_("top-p"))
             max_new = gr.Slider(1, 2048, value=256, step=1, label=_("max new tokens"), elem_id="chat-max-new")
     status = gr.Markdown(elem_id="chat-status")
+    serve = serve_panel.build()
     return locals()
 
 
@@ -96,6 +97,7 @@ def wire(tab: dict[str, Any], language) -> None:
     tab["clear"].click(
         lambda: ([], [], ""), None, [tab["tuned_bot"], tab["base_bot"], tab["status"]], api_visibility="private"
     )
+    serve_panel.wire(tab["serve"], language)
 
 
 def adapters(language: str | None = None):
