@@ -24,7 +24,7 @@ from workbench.data import layouts
 from workbench.data.loading import KIND_NAMES
 from workbench.errors import ConfigError, FieldProblem
 from workbench.runs.store import RunState
-from workbench.ui import chat_tab, data_tab, export_tab, i18n, runs_tab, train_tab
+from workbench.ui import chat_tab, data_tab, evaluate_tab, evaluation_view, export_tab, i18n, runs_tab, train_tab
 from workbench.ui.form import label_text
 
 ZH = "zh-CN"
@@ -44,7 +44,7 @@ KEPT = set(
     lovelace labs alpha beta gamma eps tinit tfinal delta coft top wandb login offline space ui show project sync
     logdir backend store uri experiment nf fp bf int safetensors peftmodel from_pretrained automodelforcausallm
     load adapters bottleneck tokenizer int8 regex ok dropout reward sqrt qr kronecker hadamard init prompts path
-    method stage model data train zip datasetdict subset split loss
+    method stage model data train zip datasetdict subset split loss bleu chrf
     """.split()
 )
 
@@ -106,6 +106,7 @@ def test_every_name_of_the_registries_and_tables_is_translated():
     names += [*train_tab.DATA_NEEDS.values(), *KIND_NAMES.values(), *layouts.ROLES.values(), *RunState.__args__]
     names += [*runs_tab.TABLE_COLUMNS, *runs_tab.COMPARE_COLUMNS, *runs_tab.LOSS_SERIES, *runs_tab.ACTED.values()]
     names += [*data_tab.SPAN_COLORS, *data_tab.SOURCES.values(), chat_tab.NO_ADAPTER]
+    names += [*evaluate_tab.SPLITS.values(), *evaluation_view.METRIC_COLUMNS, *evaluation_view.EXAMPLE_COLUMNS]
     assert [name for name in names if name not in catalogue] == []
 
 
