@@ -68,7 +68,7 @@ def build() -> dict[str, Any]:
     start = gr.Button(_("Start evaluation"), variant="primary", elem_id="evaluate-start")
     message = gr.Markdown(elem_id="evaluate-message")
     status = gr.Markdown(elem_id="evaluate-status")
-    log = gr.Code(label=_("Log (last lines)"), language=None, max_lines=12, elem_id="evaluate-log")
+    log = gr.Code(label=_("Log (last lines)"), language=None, max_lines=12, elem_id="evaluate-log", visible=False)
     warning = gr.Markdown(elem_id="evaluate-warning")
     with gr.Row():
         metrics = gr.Dataframe(label=_("Base vs tuned"), interactive=False, elem_id="evaluate-metrics", scale=1)
@@ -178,9 +178,9 @@ def start(
 
 
 def view(run_id: str | None, shown: str, language: str | None = None) -> tuple:
-    """Where the run's evaluation stands, its log and, when the report is new to the page, its results."""
+    """Where the run's evaluation stands, its log and, when the report is new to the page, its results. Each tick
+    reads process.json and the log's tail; report.json only when it changed."""
     t = i18n.translator(language)
-    keep = gr.update()
     if not run_id:
         return "", "", "", None, None, "", None, ""
     try:
@@ -188,14 +188,16 @@ def view(run_id: str | None, shown: str, language: str | None = None) -> tuple:
     except WorkbenchError as err:
         return f"**{t.error(err)}**", "", "", None, None, "", None, ""
     state = launch.state(files)
-    log_file = files.evaluation / launch.LOG
-    log = _tail(log_file) if state is not None else ""
+    text = _tail(files.evaluation / launch.LOG) if state is not None else ""
+    log = gr.update(value=text, visible=bool(text))  # no empty box before an evaluation was started here
     report_file = files.evaluation / reports.REPORT
-    version = f"{run_id}:{report_file.stat().st_mtime if report_file.is_file() else 0}:{t.language}"
-    status = _status(files, state, log, t)
+    version = f"{run_id}:{state}:{report_file.stat().st_mtime if report_file.is_file() else 0}:{t.language}"
+    keep = gr.update()
     if version == shown:
+        status = _status(files, state, text, None, t) if state in ("running", "failed") else keep
         return status, log, keep, keep, keep, keep, keep, shown
     report = reports.read(files.evaluation)
+    status = _status(files, state, text, report, t)
     if report is None:
         return status, log, "", None, None, "", None, version
     chart_file = files.evaluation / reports.CHART
@@ -211,9 +213,7 @@ def view(run_id: str | None, shown: str, language: str | None = None) -> tuple:
     )
 
 
-def _status(files, state: str | None, log: str, t: Translator) -> str:
-    report = reports.read(files.evaluation) if state in (None, "finished") else None
-    what = evaluation_view.summary(report, t) if report else ""
+def _status(files, state: str | None, log: str, report: dict[str, Any] | None, t: Translator) -> str:
     if state == "running":
         began = launch.started_at(files) or time.time()
         return t("**Evaluating…** {time} so far", time=_duration(time.time() - began))
@@ -223,6 +223,7 @@ def _status(files, state: str | None, log: str, t: Translator) -> str:
         return t("**The evaluation failed**: {problem}", problem=problem)
     if report is None:
         return t("Not evaluated yet: choose what to ask and start.")
+    what = evaluation_view.summary(report, t)
     return t("**Evaluated** · {what}", what=what) if what else t("**Evaluated**")
 
 
