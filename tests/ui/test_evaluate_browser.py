@@ -95,6 +95,7 @@ def test_evaluate_a_finished_run_from_the_page(browser, outside_home, monkeypatc
         page.locator("#runs-progress").get_by_text(f"The result is the best checkpoint: step {best}").wait_for(
             timeout=30_000
         )
+        page.locator("#runs-loss").get_by_text("eval_loss").wait_for(timeout=30_000)  # the chart's legend
         page.locator("#runs-compare input").click()
         page.get_by_role("option", name=re.compile(job.id)).click()
         page.keyboard.press("Escape")

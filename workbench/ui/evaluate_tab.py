@@ -77,7 +77,12 @@ def build() -> dict[str, Any]:
         )
     probe_text = gr.Markdown(elem_id="evaluate-probe-line")
     examples = gr.Dataframe(
-        label=_("Examples, the largest change first"), interactive=False, wrap=True, elem_id="evaluate-examples"
+        label=_("Examples, the largest change first"),
+        interactive=False,
+        wrap=True,
+        # The texts share most of the width; the five scores are short numbers.
+        column_widths=["16%", "17%", "17%", "17%", "6%", "6%", "7%", "7%", "7%"],
+        elem_id="evaluate-examples",
     )
     shown = gr.State("")  # which report (run, time, language) the results show: the timer redraws only a new one
     timer = gr.Timer(REFRESH_SECONDS)

@@ -293,8 +293,10 @@ def _best(status: dict[str, Any], t: Translator) -> list[str]:
     metric = status.get("best_metric") or {}
     ((name, value),) = metric.items() if len(metric) == 1 else ((None, None),)
     if isinstance(value, int | float):
+        # eval_loss has a name in the page's language; another metric keeps the name the trainer logs it by.
+        metric = i18n.catalogue(t.language).get(name, name)
         text = t("The result is the best checkpoint: step {step} ({metric} {value:.4f})", step=status["best_step"],
-                 metric=t(name), value=value)  # fmt: skip
+                 metric=metric, value=value)  # fmt: skip
     else:
         text = t("The result is the best checkpoint: step {step}", step=status["best_step"])
     if status.get("stopped_early"):
