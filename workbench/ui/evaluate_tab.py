@@ -27,7 +27,10 @@ REFRESH_SECONDS = 1.0
 # What to ask besides a dataset file: the run's own held-out sets (`eval --split`).
 SPLITS = {"test": "the run's test set", "validation": "the run's validation datasets"}
 STORED = "stored"  # datasets the workbench copied for runs (the data store), by "stored/<hash>/<name>"
+# A first look in a few minutes on two CPU cores (128-token replies of both models, lm-eval loading each model);
+# the whole probe (273 questions) takes ~5 minutes there.
 DEFAULT_LIMIT, DEFAULT_PROBE_LIMIT = 20, 32
+_starting = threading.Lock()
 
 
 def build() -> dict[str, Any]:
@@ -106,8 +109,8 @@ def wire(tab: dict[str, Any], language) -> None:
         show_progress="hidden",
         api_visibility="private",
     )
-    gr.on([tab["run"].change, language.change], sources, [tab["run"], language], tab["source"],
-          api_visibility="private")  # fmt: skip
+    # The Data tab's datasets and the store change while the page is open: offered afresh as a run is picked.
+    gr.on([tab["run"].change, language.change], sources, language, tab["source"], api_visibility="private")
     options = [tab["run"], tab["source"], tab["limit"], tab["probe"], tab["probe_limit"], language]
     tab["start"].click(start, options, tab["message"], api_visibility="private")
 
@@ -125,7 +128,7 @@ def source_choices(t: Translator = EN) -> list[tuple[str, str]]:
     return choices
 
 
-def sources(run_id: str | None, language: str | None = None):
+def sources(language: str | None = None):
     return gr.update(choices=source_choices(i18n.translator(language)))
 
 
@@ -167,16 +170,17 @@ def start(
         return f"**{t.error(err)}**"
     except KeyError:
         return t("Choose what to ask.")
-    if launch.state(files) == "running":
-        return t("This run is being evaluated already.")
-    process = launch.start(
-        files,
-        probe=bool(probe),
-        data=data,
-        split=source if source in SPLITS else "test",
-        limit=int(limit) if limit else None,
-        probe_limit=int(probe_limit) if probe and probe_limit else None,
-    )
+    with _starting:  # two clicks at once start one evaluation
+        if launch.state(files) == "running":
+            return t("This run is being evaluated already.")
+        process = launch.start(
+            files,
+            probe=bool(probe),
+            data=data,
+            split=source if source in SPLITS else "test",
+            limit=int(limit) if limit else None,
+            probe_limit=int(probe_limit) if probe and probe_limit else None,
+        )
     # Reap the child when it ends (no zombie); its state is read from the run folder, not from here.
     threading.Thread(target=process.wait, daemon=True).start()
     return t("Started: the models are loading.")
