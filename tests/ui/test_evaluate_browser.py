@@ -105,6 +105,14 @@ def test_evaluate_a_finished_run_from_the_page(browser, outside_home, monkeypatc
         assert figures["best step"] == str(best)
         assert re.fullmatch(r"[0-9.]+ \([+-][0-9.]+\)", figures["eval chrF"]), figures
         assert re.fullmatch(r"[0-9.]+", figures["probe retention"]), figures
+
+        # In Chinese: the same evaluation, its metrics named in the page's language.
+        page.locator("#page-language").get_by_text("简体中文").click()
+        open_tab(page, "评估")
+        page.locator("#evaluate-status").get_by_text("已评估").wait_for(timeout=30_000)
+        page.locator("#evaluate-metrics").get_by_text("完全匹配").wait_for(timeout=30_000)
+        assert _table(page, "#evaluate-metrics")[0][:4] == ["指标", "基础模型", "微调模型", "变化"]
+        shot(page, "zh-6-evaluate")
     finally:
         app.stop()
 

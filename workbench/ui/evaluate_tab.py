@@ -101,11 +101,13 @@ def wire(tab: dict[str, Any], language) -> None:
     outputs = [tab[name] for name in RESULTS]
     tab["timer"].tick(view, [tab["run"], tab["shown"], language], outputs, show_progress="hidden",
                       api_visibility="private")  # fmt: skip
+    # Another run or language: everything drawn afresh, and the last Start's message (about another run, or in the
+    # other language) goes.
     gr.on(
         [tab["run"].change, language.change],
-        lambda run_id, language: view(run_id, "", language),
+        lambda run_id, language: (*view(run_id, "", language), ""),
         [tab["run"], language],
-        outputs,
+        [*outputs, tab["message"]],
         show_progress="hidden",
         api_visibility="private",
     )
