@@ -294,6 +294,7 @@ def _eval(args: argparse.Namespace) -> int:
     from workbench.evaluation.run import evaluate_model, evaluate_run
 
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("workbench.evaluation").setLevel(logging.INFO)  # its phases, for whoever reads the log
     options = {
         "data": args.data, "limit": args.limit, "with_probe": args.probe, "probe_limit": args.probe_limit,
         "tasks": args.tasks, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,

@@ -192,7 +192,11 @@ def test_an_evaluation_started_in_a_process_of_its_own_leaves_its_report(run, tm
     _, job, _ = run
     files = RunFiles(tmp_path / job.id)  # a copy: the other tests read the run's own report
     shutil.copytree(job.files.root, files.root, ignore=shutil.ignore_patterns("eval", "checkpoints"))
+    assert launch.state(files) is None
     process = launch.start(files, limit=1, threads=1)
+    assert launch.state(files) == "running"  # what the Evaluate tab reads: the process, from the run folder
     assert process.wait(timeout=300) == 0, (files.evaluation / launch.LOG).read_text()[-2000:]
+    assert launch.state(files) == "finished"
+    assert "tuned model: 1 replies" in (files.evaluation / launch.LOG).read_text()
     found = json.loads((files.evaluation / "report.json").read_text())
     assert found["examples_count"] == 1 and set(found["metrics"]) == {"base", "tuned"}

@@ -24,7 +24,7 @@ from workbench.data import layouts
 from workbench.data.loading import KIND_NAMES
 from workbench.errors import ConfigError, FieldProblem
 from workbench.runs.store import RunState
-from workbench.ui import chat_tab, data_tab, export_tab, i18n, runs_tab, train_tab
+from workbench.ui import chat_tab, data_tab, evaluate_tab, evaluation_view, export_tab, i18n, runs_tab, train_tab
 from workbench.ui.form import label_text
 
 ZH = "zh-CN"
@@ -44,7 +44,7 @@ KEPT = set(
     lovelace labs alpha beta gamma eps tinit tfinal delta coft top wandb login offline space ui show project sync
     logdir backend store uri experiment nf fp bf int safetensors peftmodel from_pretrained automodelforcausallm
     load adapters bottleneck tokenizer int8 regex ok dropout reward sqrt qr kronecker hadamard init prompts path
-    method stage model data train zip datasetdict subset split loss gguf ollama modelfile
+    method stage model data train zip datasetdict subset split loss gguf ollama modelfile bleu chrf
     """.split()
 )
 
@@ -106,6 +106,7 @@ def test_every_name_of_the_registries_and_tables_is_translated():
     names += [*train_tab.DATA_NEEDS.values(), *KIND_NAMES.values(), *layouts.ROLES.values(), *RunState.__args__]
     names += [*runs_tab.TABLE_COLUMNS, *runs_tab.COMPARE_COLUMNS, *runs_tab.LOSS_SERIES, *runs_tab.ACTED.values()]
     names += [*data_tab.SPAN_COLORS, *data_tab.SOURCES.values(), chat_tab.NO_ADAPTER]
+    names += [*evaluate_tab.SPLITS.values(), *evaluation_view.METRIC_COLUMNS, *evaluation_view.EXAMPLE_COLUMNS]
     assert [name for name in names if name not in catalogue] == []
 
 
@@ -450,3 +451,109 @@ def test_every_message_of_the_engine_has_a_chinese_template():
         if english_words(shown) and not all(any(piece in whole for whole in wholes) for piece in pieces):
             english.append(f"{template!r} → {shown!r}")
     assert not english, "add templates to workbench/ui/locales/zh-CN/messages.yaml:\n" + "\n".join(english)
+
+
+def _evaluated_run(report: dict[str, Any]):
+    """A finished run (no training: the job store is told so) whose folder holds `report` as its evaluation, and
+    whose status names the best checkpoint."""
+    from workbench.evaluation import report as reports
+    from workbench.runs.queue import RunQueue
+    from workbench.runs.store import JobStore
+    from workbench.runs.submission import freeze
+
+    store = RunQueue()
+    config = load_config(PRESETS / "sft-lora-identity.yaml").model_copy(update={"name": None})
+    job = store.submit(freeze(config), start=False)
+    jobs = JobStore()
+    claimed = jobs.claim_next(1)
+    jobs.finish(job.id, claimed.claim, "finished")
+    job.files.write_status(step=6, max_steps=10, best_step=4, best_metric={"eval_loss": 1.25}, stopped_early=True)
+    reports.write(job.files.evaluation, report)
+    return job
+
+
+# An evaluation with Chinese data (the page's text is what must be Chinese; the data is the user's).
+ZH_REPORT = {
+    "title": "t",
+    "run": "r",
+    "split": "test",
+    "data": "test.jsonl",
+    "examples_count": 2,
+    "metrics": {
+        who: {"bleu": b, "chrf": b, "rouge_l": b, "exact_match": 0.5, "contains_answer": 0.5, "reply_words": 9.0}
+        for who, b in (("base", 10.0), ("tuned", 30.0))
+    },
+    "examples": [
+        {
+            "prompt": "你是谁？",
+            "reference": "我是助手。",
+            "base_reply": "你好。",
+            "tuned_reply": "我是助手。",
+            "base_chrf": 5.0,
+            "tuned_chrf": 100.0,
+            "change_chrf": 95.0,
+            "base_rouge_l": 0.0,
+            "tuned_rouge_l": 100.0,
+        },
+        {
+            "prompt": "你好",
+            "reference": "你好！",
+            "base_reply": "你好！",
+            "tuned_reply": "你好！",
+            "base_chrf": 100.0,
+            "tuned_chrf": 100.0,
+            "change_chrf": 0.0,
+            "base_rouge_l": 100.0,
+            "tuned_rouge_l": 100.0,
+        },
+    ],  # fmt: skip
+    "probe": {
+        "task": "workbench_probe",
+        "questions": 8,
+        "base": {"accuracy": 0.5},
+        "tuned": {"accuracy": 0.25},
+        "retention": 0.5,
+        "base_correct": 4,
+        "kept": 2,
+        "gained": 0,
+        "warning": True,
+        "threshold": 0.9,
+        "lost": [
+            {
+                "id": "c1",
+                "question": "法国的首都是哪里？",
+                "answer": "巴黎",
+                "base_reply": "巴黎。",
+                "tuned_reply": "我是助手。",
+            }
+        ],
+    },  # fmt: skip
+}
+
+
+def test_the_evaluate_tab_and_an_evaluated_run_say_it_in_chinese(untranslated):
+    import time
+
+    from workbench.evaluation import launch
+
+    job = _evaluated_run(ZH_REPORT)
+    status, log, warning, metrics, chart, probe_line, examples, _ = evaluate_tab.view(job.id, "", ZH)
+    assert chart is not None and metrics.shape == (8, 4) and len(examples) == 2
+    shown = [status, log, warning, metrics, probe_line, examples]
+    shown += [label for label, _ in evaluate_tab.source_choices(i18n.translator(ZH))]
+    shown += [evaluate_tab.start(None, "test", 4, True, 8, ZH), evaluate_tab.start(job.id, "nothing", 4, True, 8, ZH)]
+    shown += list(runs_tab.refresh(job.id, [], ZH)) + list(runs_tab.compare([job.id], ZH))
+    # An evaluation that failed: the CLI's error line, translated.
+    (job.files.evaluation / launch.PROCESS).write_text(json.dumps({"pid": 0, "launched": time.time() + 60}))
+    (job.files.evaluation / launch.LOG).write_text(f"error: run {job.id} has no result yet: it has not finished\n")
+    failed = evaluate_tab.view(job.id, "", ZH)[0]
+    shown.append(failed)
+    texts = _texts(shown)
+    _assert_chinese(texts)
+    assert f"运行 {job.id} 还没有结果" in failed
+    assert "完全匹配" in metrics.iloc[:, 0].tolist() and "探针保持率" in metrics.iloc[:, 0].tolist()
+    assert "法国的首都是哪里？" in warning and "**遗忘**" in warning
+    progress = runs_tab.refresh(job.id, [], ZH)[2]
+    assert "最佳检查点：第 4 步" in progress and "法国的首都是哪里？" in progress
+    assert "评估 chrF" in texts and "30.0 (+20.0)" in texts
+    assert untranslated() == []

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from workbench.runs.files import RunFiles
 
 # The run's held-out test.jsonl, or its datasets marked use: validation.
 Split = Literal["test", "validation"]
+# Where each phase begins and what it took: the log a person (or the Evaluate tab) watches.
+log = logging.getLogger(__name__)
 
 
 class EvaluationError(WorkbenchError):
@@ -103,6 +106,7 @@ def evaluate_run(
         prompts = [e.prompt for e in examples]
         answers = {}
         for who in ("base", "tuned"):
+            log.info("%s model: replying to %d examples of %s", who, len(prompts), source)
             began = time.time()
             if who == "tuned":
                 answers[who] = replies(engine.model, engine.tokenizer, prompts, batch_size=batch_size,
@@ -112,6 +116,7 @@ def evaluate_run(
                     answers[who] = replies(model, engine.tokenizer, prompts, batch_size=batch_size,
                                            max_new_tokens=max_new_tokens)  # fmt: skip
             result["timings"][f"{who}_replies_s"] = round(time.time() - began, 1)
+            log.info("%s model: %d replies in %.1f s", who, len(prompts), result["timings"][f"{who}_replies_s"])
         del engine
         result.update(score_examples(examples, answers))
         result.update(split=split if data is None else "given", data=source, examples_count=len(examples))
@@ -119,6 +124,7 @@ def evaluate_run(
         result.update(_lm_eval(files, config, with_probe, probe_limit, tasks or []))
     report.write(files.evaluation, result)
     report.add_to_card(files.adapter / "README.md", result)
+    log.info("report written: %s", files.evaluation / report.REPORT)
     return result
 
 
@@ -149,6 +155,7 @@ def _lm_eval(files: RunFiles, config: Any, with_probe: bool, limit: int | None, 
     names = ([probe.TASK] if with_probe else []) + [t for t in tasks if t != probe.TASK]
     outputs, answers = {}, {}
     for who, model in _models(files, config).items():
+        log.info("%s model: lm-eval %s (limit %s)", who, ", ".join(names), limit)
         began = time.time()
         outputs[who] = probe.run_tasks(model, names, limit=limit, system_prompt=config.data.system_prompt)
         found.setdefault("timings_lm_eval", {})[f"{who}_s"] = round(time.time() - began, 1)

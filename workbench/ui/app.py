@@ -1,4 +1,4 @@
-"""The Gradio app: five tabs over the engine. Building it imports no training library.
+"""The Gradio app: six tabs over the engine. Building it imports no training library.
 
 Every event is the page's own (`api_visibility="private"`), not a public API; the page served before login holds
 no run and no server path. The page speaks English or Simplified Chinese (`workbench/ui/i18n.py`): the browser's
@@ -24,6 +24,7 @@ from workbench.ui import (
     data_mix,
     data_tab,
     downloads,
+    evaluate_tab,
     export_tab,
     i18n,
     runs_tab,
@@ -63,6 +64,8 @@ def build_app() -> gr.Blocks:
                 runs = runs_tab.build()
             with gr.Tab(_("Chat"), id="chat"):
                 chat = chat_tab.build()
+            with gr.Tab(_("Evaluate"), id="evaluate"):
+                evaluate = evaluate_tab.build()
             with gr.Tab(_("Export"), id="export"):
                 export = export_tab.build()
         data_tab.wire(data, train["model"], train["cutoff"], train["train_on_prompt"], train["system_prompt"],
@@ -74,6 +77,7 @@ def build_app() -> gr.Blocks:
                        shown_dataset=data["dataset"], mix=data["mix"]["mix"])  # fmt: skip
         runs_tab.wire(runs, language)
         chat_tab.wire(chat, language)
+        evaluate_tab.wire(evaluate, language)
         export_tab.wire(export, language)
         # The run pickers are filled as a page opens, not when the app is built: the page served before login
         # names no run, and a reloaded page lists the runs there are now. (The Runs tab's timer fills its own.)
@@ -83,10 +87,10 @@ def build_app() -> gr.Blocks:
             [app.load, language.change],
             lambda language: [*train_tab.offered_runs(train, language), chat_tab.adapters(language),
                               export_tab.runs(), gr.update(choices=data_tab.dataset_choices(language)),
-                              export_tab.runs(), serve_panel.status(language)],
+                              export_tab.runs(), serve_panel.status(language), evaluate_tab.runs()],
             language,
             [*train_tab.run_pickers(train), chat["adapter"], export["run"], data["sample"], chat["serve"]["runs"],
-             chat["serve"]["status"]],
+             chat["serve"]["status"], evaluate["run"]],
             api_visibility="private",
         )  # fmt: skip
     return app

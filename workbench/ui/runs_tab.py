@@ -13,10 +13,11 @@ import pandas as pd
 
 from workbench import stages
 from workbench.data.mixing import describe as describe_mix
+from workbench.evaluation import report as reports
 from workbench.runs.queue import RunQueue
 from workbench.runs.store import Job, JobError, JobStore
 from workbench.runs.summary import RunSummary, summarize
-from workbench.ui import i18n
+from workbench.ui import evaluation_view, i18n
 from workbench.ui.i18n import EN, Translator, _
 
 REFRESH_SECONDS = 1.0
@@ -160,8 +161,12 @@ def refresh(job_id: str | None, known: list[str], language: str | None = None):
 
 COMPARE_COLUMNS = [
     "run", "method", "state", "steps", "trainable params", "share", "peak memory", "s/step", "final loss",
-    "eval loss", "saved weights",
+    "eval loss", "best step", "saved weights", "eval chrF", "eval ROUGE-L", "eval contains answer",
+    "probe retention",
 ]  # fmt: skip
+# The evaluation's headline figures (evaluation/report.headline) shown in Compare runs, each with its change from
+# the base where there is one.
+EVAL_COLUMNS = ("eval chrF", "eval ROUGE-L", "eval contains answer", "probe retention")
 
 
 def compare(job_ids: list[str] | None, language: str | None = None):
@@ -196,8 +201,18 @@ def _figures(label: str, s: RunSummary, t: Translator = EN) -> dict[str, Any]:
         "s/step": number(s.seconds_per_step, ".2f"),
         "final loss": number(s.final_loss, ".4f"),
         "eval loss": number(s.eval_loss, ".4f"),
+        "best step": "" if s.best_step is None else s.best_step,
         "saved weights": "" if s.weights_bytes is None else f"{s.weights_bytes / 2**20:,.2f} MiB",
+        **{column: _headline(s.evaluation, column) for column in EVAL_COLUMNS},
     }
+
+
+def _headline(figures: dict[str, float], name: str) -> str:
+    """A headline figure of the run's evaluation, its change from the base beside it: "48.2 (+5.1)"."""
+    if name not in figures:
+        return ""
+    change = figures.get(f"{name} change")
+    return f"{figures[name]:.1f}" + ("" if change is None else f" ({change:+.1f})")
 
 
 TABLE_COLUMNS = ["id", "name", "state", "stage", "method", "model", "started from", "progress"]
@@ -265,8 +280,28 @@ def _progress(job: Job, t: Translator = EN) -> str:
         parts.append("\n\n" + t("Started from run `{run}`", run=job.parent))
     if job.state == "finished":
         parts.append("\n\n" + t("Adapter: `{path}`", path=job.files.adapter))
+    parts += _best(status, t)
     text = " · ".join(parts[:2]) + (" · " + " · ".join(parts[2:]) if parts[2:] else "")
-    return text + _tracking(status.get("tracking") or [], t)
+    warning = evaluation_view.forgetting(reports.read(job.files.evaluation), t) if job.state == "finished" else ""
+    return text + _tracking(status.get("tracking") or [], t) + ("\n\n" + warning if warning else "")
+
+
+def _best(status: dict[str, Any], t: Translator) -> list[str]:
+    """Which step's checkpoint is the run's result, when keep_best or early stopping chose one."""
+    if status.get("best_step") is None:
+        return []
+    metric = status.get("best_metric") or {}
+    ((name, value),) = metric.items() if len(metric) == 1 else ((None, None),)
+    if isinstance(value, int | float):
+        # eval_loss has a name in the page's language; another metric keeps the name the trainer logs it by.
+        metric = i18n.catalogue(t.language).get(name, name)
+        text = t("The result is the best checkpoint: step {step} ({metric} {value:.4f})", step=status["best_step"],
+                 metric=metric, value=value)  # fmt: skip
+    else:
+        text = t("The result is the best checkpoint: step {step}", step=status["best_step"])
+    if status.get("stopped_early"):
+        text += t("; training stopped early at step {step}", step=status.get("step", "?"))
+    return ["\n\n" + text]
 
 
 def _tracking(destinations: list[dict[str, str]], t: Translator = EN) -> str:
