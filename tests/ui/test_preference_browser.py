@@ -110,7 +110,7 @@ def test_dpo_from_the_form_then_ratings_become_a_dataset(browser, tmp_path, monk
         expect(summary).to_contain_text(ratings.RATINGS_FILE, timeout=60_000)
         expect(summary).to_contain_text("preference pairs")
         expect(summary).to_contain_text("1")
-        expect(page.locator("#data-preview")).to_contain_text("What colour is the sky?")
+        expect(page.locator("#data-preview")).to_contain_text("What colour is the sky?", timeout=30_000)
         shot(page, "ratings-dataset")
     finally:
         app.stop()
