@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from workbench.errors import WorkbenchError
@@ -21,15 +22,8 @@ Verdict = Literal["A", "B", "tie"]
 # A judge: the judge's reply to each of a list of prompts.
 Ask = Callable[[list[str]], list[str]]
 
-PROMPT = """You compare two answers to the same question. Say which is better: more correct, more helpful, clearer.
-
-Question: {question}
-
-Answer A: {a}
-
-Answer B: {b}
-
-Reply with one word: A, B or tie."""
+# What the judge is asked ({question}, {a}, {b}): data, so it can be read and changed without the code.
+PROMPT_FILE = Path(__file__).resolve().parent.parent.parent / "presets" / "judge" / "pairwise.txt"
 
 
 class JudgeError(WorkbenchError):
@@ -54,8 +48,9 @@ def parse(reply: str) -> Verdict | None:
 def pairwise(questions: list[str], base: list[str], tuned: list[str], ask: Ask) -> dict[str, Any]:
     """Each question's two replies judged in both orders (base first, then tuned first); wins, losses, ties and the
     tuned model's win rate, with every verdict."""
-    prompts = [PROMPT.format(question=q, a=b, b=t) for q, b, t in zip(questions, base, tuned, strict=True)]
-    prompts += [PROMPT.format(question=q, a=t, b=b) for q, b, t in zip(questions, base, tuned, strict=True)]
+    template = PROMPT_FILE.read_text(encoding="utf-8").strip()
+    prompts = [template.format(question=q, a=b, b=t) for q, b, t in zip(questions, base, tuned, strict=True)]
+    prompts += [template.format(question=q, a=t, b=b) for q, b, t in zip(questions, base, tuned, strict=True)]
     said = ask(prompts)
     n = len(questions)
     rows, counts = [], {"tuned": 0, "base": 0, "tie": 0}
