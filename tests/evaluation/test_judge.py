@@ -14,7 +14,16 @@ from workbench.evaluation import judge
 
 @pytest.mark.parametrize(
     ("reply", "verdict"),
-    [("A", "A"), ("b.", "B"), ("Tie", "tie"), ("Answer B is better", "B"), ("**A**", "A"), ("Both", None), ("", None)],
+    [
+        ("A", "A"),
+        ("b.", "B"),
+        ("Tie", "tie"),
+        ("Answer B is better", "B"),
+        ("**A**", "A"),
+        ("Both", None),
+        ("", None),
+        ("A, B or tie.", None),
+    ],
 )
 def test_verdicts_are_read_from_the_first_word(reply, verdict):
     assert judge.parse(reply) == verdict

@@ -37,9 +37,10 @@ def is_endpoint(judge: str) -> bool:
 
 
 def parse(reply: str) -> Verdict | None:
-    """The verdict a judge's reply gives: its first word A, B or tie (case and punctuation aside)."""
+    """The verdict a judge's reply gives: its first word A, B or tie (case and punctuation aside); none when it names
+    more than one (a small judge may echo the question's "A, B or tie")."""
     match = re.match(r"\W*(answer\s+)?(a|b|tie)\b", reply.strip(), re.I)
-    if match is None:
+    if match is None or len(set(re.findall(r"\b(A|B|[Tt]ie)\b", reply))) > 1:
         return None
     word = match.group(2).lower()
     return "tie" if word == "tie" else word.upper()  # type: ignore[return-value]
