@@ -6,9 +6,8 @@ Each setup trains `presets/sft-lora-identity.yaml` (the names filled with Zorbla
 bundled model has never heard of) through the worker, as a run from the UI or the CLI does:
 
 - `replay`: the preset as it ships, the identity rows mixed with general instructions (alpaca_en_demo) at its share;
-- `no replay`: the preset with its replay dataset taken out: the identity rows alone;
-- `lr 1e-3, no replay`: the preset's defaults before this bench (the issue's starting point), identity rows alone;
-- `lr 1e-3, replay`: those defaults with the replay share: replay alone at that rate.
+- `no replay`: the preset with its replay dataset taken out: the identity rows alone (the issue's starting point);
+- `lr 2e-4, replay` and `lr 2e-4, no replay`: the other cure for forgetting, a five times smaller step.
 
 Then, per setup: *identity*, how many of the data's English questions whose answer names the assistant get a
 greedy reply that contains the new name; *retention*, of the general-knowledge probe questions the base model
@@ -50,8 +49,8 @@ FILL = {"name": "Zorblax", "author": "Quillon Labs"}
 SETUPS = {
     "replay": lambda c: c,
     "no replay": lambda c: _without_replay(c),
-    "lr 1e-3, no replay": lambda c: _without_replay(c) | {"train": c["train"] | {"learning_rate": 1e-3}},
-    "lr 1e-3, replay": lambda c: c | {"train": c["train"] | {"learning_rate": 1e-3}},
+    "lr 2e-4, replay": lambda c: c | {"train": c["train"] | {"learning_rate": 2e-4}},
+    "lr 2e-4, no replay": lambda c: _without_replay(c) | {"train": c["train"] | {"learning_rate": 2e-4}},
 }
 
 
@@ -142,17 +141,18 @@ def _probe_digest() -> str:
 
 def table(rows: list[dict], base_correct: int, questions: int) -> str:
     lines = [
-        f"| setup | identity answers | retention (of {base_correct}/{questions} the base knows) | training, min |",
-        "|---|---:|---:|---:|",
+        f"| setup | identity answers | retention (of the {base_correct} the base knows) "
+        f"| probe accuracy (base {base_correct}/{questions}) | training, min |",
+        "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['setup']} | failed: {r['error'].splitlines()[-1][:80]} |||")
+            lines.append(f"| {r['setup']} | failed: {r['error'].splitlines()[-1][:80]} ||||")
             continue
         minutes = "?" if r["train_minutes"] is None else f"{r['train_minutes']:.1f}"
         lines.append(
             f"| {r['setup']} | {r['identity']}/{r['identity_questions']} | {r['retention']:.1%} "
-            f"({r['kept']}/{r['base_correct']}) | {minutes} |"
+            f"({r['kept']}/{r['base_correct']}) | {r['kept'] + r['gained']}/{questions} | {minutes} |"
         )
     return "\n".join(lines)
 
