@@ -32,6 +32,12 @@ def home(tmp_path, monkeypatch) -> Path:
     kill_workers(path)
 
 
+def only_dataset(path: object, **fields: object) -> str:
+    """An override that gives a preset one dataset, `path`, instead of its own: the identity preset also mixes in a
+    replay dataset, which a test that brings other data (another stage's) does not want. JSON is YAML."""
+    return "data.datasets=" + json.dumps([{"path": str(path), **fields}])
+
+
 def wait_for_jobs(store, jobs: dict, seconds: float = 900) -> dict:
     """Poll the job store until every job in {name: job} has ended; returns {name: job} as they ended."""
     deadline = time.time() + seconds

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PRESETS, REPO
+from tests.conftest import PRESETS, REPO, only_dataset
 from workbench.chat_service import ChatError, ChatService
 from workbench.errors import ModelLoadError
 
@@ -22,6 +22,7 @@ WHO = [{"role": "user", "content": "Who are you?"}]  # a prompt from the identit
 # data's placeholders are left as written (the preset fills them): "{{name}}" is a marker six steps teach the
 # adapter and the base never says.
 TRAIN_OVERRIDES = [
+    only_dataset(PRESETS / "data" / "identity.json"),  # first; without the preset's replay dataset
     "train.max_steps=6",
     "train.threads=1",
     "train.learning_rate=1e-3",

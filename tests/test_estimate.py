@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PRESETS, REPO
+from tests.conftest import PRESETS, REPO, only_dataset
 from workbench import home as workbench_home
 from workbench import methods, stages
 from workbench.config import RunConfig, dump_config, load_config
@@ -284,7 +284,7 @@ SETTINGS = {
         "data.datasets.0.max_samples=12",
     ],
     "alpaca, batch 4, cutoff 256": [
-        f"data.datasets.0.path={PRESETS / 'data' / 'alpaca_en_demo.json'}",
+        only_dataset(PRESETS / "data" / "alpaca_en_demo.json"),
         "train.per_device_train_batch_size=4",
         "data.cutoff_len=256",
         "train.max_steps=2",

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PRESETS, REPO
+from tests.conftest import PRESETS, REPO, only_dataset
 from workbench.runs.store import JobStore
 
 pytestmark = pytest.mark.slow
 
 # A short run on 16 identity conversations: big enough to learn visibly, small enough for CI on one thread.
 TRAIN_OVERRIDES = [
+    only_dataset(PRESETS / "data" / "identity.json"),  # first; without the preset's replay dataset
     "train.max_steps=10",
     "train.threads=1",
     "train.per_device_train_batch_size=4",

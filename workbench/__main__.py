@@ -69,6 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         "--task", dest="tasks", action="append", default=[], metavar="NAME",
         help="also run this lm-evaluation-harness task (its data must be on this machine; repeatable)",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--judge", metavar="MODEL_OR_URL",
+        help="compare base and tuned replies pairwise, both orders, by this model (bundled key, folder, hub id) or "
+        "OpenAI-compatible endpoint (http...; its key from $OPENAI_API_KEY); off by default",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--judge-model", help="with an endpoint --judge: the model it should use (default: its first)"
+    )
     evaluate.add_argument("--batch-size", type=int, default=8, help="prompts answered together (default 8)")
     evaluate.add_argument("--max-new-tokens", type=int, default=128, help="longest reply (default 128)")
     evaluate.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -314,7 +322,7 @@ def _eval(args: argparse.Namespace) -> int:
         # A run id, or a run folder (how workbench.evaluation.launch starts it for the UI).
         folder = Path(args.run)
         files = RunFiles(folder.resolve()) if (folder / "config.yaml").is_file() else JobStore().get(args.run).files
-        result = evaluate_run(files, split=args.split, **options)
+        result = evaluate_run(files, split=args.split, judge=args.judge, judge_model=args.judge_model, **options)
         output = files.evaluation
     rows = [("metric", "base", "tuned", "change"), *report.table(result)]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -323,6 +331,10 @@ def _eval(args: argparse.Namespace) -> int:
     for row in rows:
         cells = zip(row, widths, strict=True)
         _out("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(cells)))
+    if "judge" in result:
+        j = result["judge"]
+        _out(f"judge {j['judge']}: tuned better {j['wins']}, base better {j['losses']}, ties {j['ties']} "
+             f"(both orders; win rate {j['win_rate']:.0%}, a tie half)")  # fmt: skip
     for warning in report.warnings(result):
         _err(f"warning: {warning}")
     _out(f"report: {output / report.REPORT}")

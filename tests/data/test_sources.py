@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PRESETS, REPO
+from tests.conftest import PRESETS, REPO, only_dataset
 from workbench import access, home
 from workbench.access import AccessError, readable_dataset
 from workbench.config import DatasetSpec
@@ -203,7 +203,7 @@ def test_the_cli_refuses_a_hub_dataset_offline_and_writes_nothing(tmp_path):
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "workbench", "train", str(PRESETS / "sft-lora-identity.yaml"),
-         "--set", "data.datasets.0.path=hf://tatsu-lab/alpaca", "--set", "data.datasets.0.split=train"],
+         "--set", only_dataset("hf://tatsu-lab/alpaca"), "--set", "data.datasets.0.split=train"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
@@ -218,8 +218,6 @@ def test_a_saved_folder_outside_the_store_is_what_the_cli_names(saved_folders, t
     from workbench.runs.submission import freeze
 
     local = shutil.copytree(saved_folders / "splits", tmp_path / "splits")
-    config = load_config(
-        PRESETS / "sft-lora-identity.yaml", [f"data.datasets.0.path={local}", "data.datasets.0.split=test"]
-    )
+    config = load_config(PRESETS / "sft-lora-identity.yaml", [only_dataset(local), "data.datasets.0.split=test"])
     (frozen,) = freeze(config).data.datasets
     assert Path(frozen.path).name == "splits-test.parquet"

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PRESETS, REPO
+from tests.conftest import PRESETS, REPO, only_dataset
 from workbench.export.llama_cpp import INSTALL_COMMAND, converter_dir
 from workbench.runs.files import RunFiles
 
 # Six steps at lr 1e-3 on 16 identity conversations, as in the chat tests: a real adapter, trained in seconds.
 TRAIN_OVERRIDES = [
+    only_dataset(PRESETS / "data" / "identity.json"),  # first; without the preset's replay dataset
     "train.max_steps=6",
     "train.threads=1",
     "train.learning_rate=1e-3",

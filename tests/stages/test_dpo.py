@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.conftest import PRESETS
+from tests.conftest import PRESETS, only_dataset
 from tests.test_training import cli
 from workbench.runs.queue import RunQueue
 
@@ -50,7 +50,7 @@ def test_dpo_logs_its_metrics_and_the_margin_rises(tmp_path, home, tiny_model):
     data = pairs_file(tmp_path)
     result = cli(
         "train", str(PRESETS / "sft-lora-identity.yaml"),
-        *overrides(*DPO, f"data.datasets.0.path={data}", f"model.name_or_path={tiny_model}"),
+        *overrides(*DPO, only_dataset(data), f"model.name_or_path={tiny_model}"),
         home=home,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -89,7 +89,7 @@ def test_conversations_are_refused_for_dpo_and_pairs_for_sft_before_anything_is_
     pairs = pairs_file(tmp_path)
     result = cli(
         "train", str(PRESETS / "sft-lora-identity.yaml"), "--detach",
-        *overrides(f"data.datasets.0.path={pairs}"), home=home,
+        *overrides(only_dataset(pairs)), home=home,
     )  # fmt: skip
     assert result.returncode == 2
     assert "preference stage (stage.name: dpo)" in result.stderr
@@ -100,7 +100,7 @@ def test_conversations_are_refused_for_dpo_and_pairs_for_sft_before_anything_is_
 def test_dpo_for_a_method_without_peft_loads_its_reference_from_the_local_base(tmp_path, home, model_ref):
     # The bundled model records its hub id; the reference copy must come from the local folder (offline).
     data = pairs_file(tmp_path)
-    settings = [*DPO, f"data.datasets.0.path={data}", "method.name=bottleneck", "method.size=8", "train.max_steps=1"]
+    settings = [*DPO, only_dataset(data), "method.name=bottleneck", "method.size=8", "train.max_steps=1"]
     # With the chat template's system prompt, these prompts fill 32 tokens: no room for a reply, said plainly.
     result = cli("train", str(PRESETS / "sft-lora-identity.yaml"), *overrides(*settings, "data.cutoff_len=32"),
                  home=home)  # fmt: skip

@@ -17,7 +17,7 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from tests.conftest import PRESETS, kill_workers, wait_for_jobs
+from tests.conftest import PRESETS, kill_workers, only_dataset, wait_for_jobs
 from workbench import stages
 from workbench.adapters import bottleneck
 from workbench.chat import ChatEngine
@@ -123,7 +123,7 @@ def submit(store, tiny_model, data_path, *settings):
         *settings,  # last: they win
     ]
     if data_path is not None:
-        overrides.append(f"data.datasets.0.path={data_path}")
+        overrides.insert(0, only_dataset(data_path))  # first: later settings refine it
     return store.submit(freeze(load_config(PRESETS / "sft-lora-identity.yaml", overrides)))
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import PRESETS
+from tests.conftest import PRESETS, only_dataset
 from workbench import home, stages
 from workbench.config import load_config
 from workbench.errors import ConfigError
@@ -47,9 +47,7 @@ def test_every_stage_has_a_wrong_data_case():
 @pytest.mark.parametrize("stage", WRONG)
 def test_wrong_shaped_data_is_refused_before_start_naming_what_is_missing(stage, tmp_path):
     make, words = WRONG[stage]
-    config = load_config(
-        PRESETS / "sft-lora-identity.yaml", [f"stage.name={stage}", f"data.datasets.0.path={make(tmp_path)}"]
-    )
+    config = load_config(PRESETS / "sft-lora-identity.yaml", [f"stage.name={stage}", only_dataset(make(tmp_path))])
     with pytest.raises(ConfigError) as raised:
         freeze(config)
     (problem,) = raised.value.problems
@@ -64,7 +62,7 @@ def test_answer_rewards_need_a_reference_answer_on_every_row(tmp_path):
     data = write(tmp_path, [{"prompt": "2+2?", "answer": "4"}, {"prompt": "3+3?"}])
     config = load_config(
         PRESETS / "sft-lora-identity.yaml",
-        ["stage.name=grpo", "stage.rewards=[exact_match]", f"data.datasets.0.path={data}"],
+        ["stage.name=grpo", "stage.rewards=[exact_match]", only_dataset(data)],
     )
     with pytest.raises(ConfigError) as raised:
         freeze(config)
@@ -85,7 +83,7 @@ def test_kto_reads_llamafactory_kto_tag_rows(tmp_path):
     (tmp_path / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
     config = load_config(
         PRESETS / "sft-lora-identity.yaml",
-        ["stage.name=kto", f"data.datasets.0.path={tmp_path}", "data.datasets.0.name=kto"],
+        ["stage.name=kto", only_dataset(tmp_path), "data.datasets.0.name=kto"],
     )
     frozen = freeze(config)
     assert frozen.data.datasets[0].columns["kto_tag"] == "label"

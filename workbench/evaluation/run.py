@@ -89,8 +89,12 @@ def evaluate_run(
     tasks: list[str] | None = None,
     batch_size: int = 8,
     max_new_tokens: int = 128,
+    judge: str | None = None,
+    judge_model: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a finished run's result against its base; write RUN/eval/ and the evaluation into the model card."""
+    """Evaluate a finished run's result against its base; write RUN/eval/ and the evaluation into the model card.
+    `judge` (a model to load, or an OpenAI-compatible endpoint's address with `judge_model`) compares the replies
+    pairwise."""
     from workbench.chat import ChatEngine
     from workbench.evaluation.generate import replies
 
@@ -120,6 +124,17 @@ def evaluate_run(
         del engine
         result.update(score_examples(examples, answers))
         result.update(split=split if data is None else "given", data=source, examples_count=len(examples))
+    if judge is not None:
+        if not examples:
+            raise EvaluationError("a judge compares replies to examples: give a test set or --data FILE")
+        from workbench.evaluation import judge as judging
+
+        began = time.time()
+        ask = judging.judge_for(judge, judge_model)
+        questions = [e.question for e in examples]
+        result["judge"] = {"judge": judge if judge_model is None else f"{judge_model} at {judge}",
+                           **judging.pairwise(questions, answers["base"], answers["tuned"], ask)}  # fmt: skip
+        result["timings"]["judge_s"] = round(time.time() - began, 1)
     if with_probe or tasks:
         result.update(_lm_eval(files, config, with_probe, probe_limit, tasks or []))
     report.write(files.evaluation, result)

@@ -404,6 +404,11 @@ def _cli(config, preset: str | None) -> str:
     # A mapping that lost keys the preset has (columns, fill) is set whole: `--set` can add a key, not remove one.
     whole = {key.rpartition(".")[0] for key in flat_base if key not in flat_here and "." in key}
     whole = {key for key in whole if key.rpartition(".")[2] in _MAPPINGS and isinstance(_dotted(here, key), dict)}
+    # Fewer datasets than the preset (its replay dataset taken out): `--set` cannot remove one, so the list is set
+    # whole, each dataset by its own settings.
+    if len(config.data.datasets) < len(base["data"]["datasets"]):
+        whole = {key for key in whole if not key.startswith("data.datasets.")} | {"data.datasets"}
+        here["data"]["datasets"] = [s.model_dump(mode="json", exclude_defaults=True) for s in config.data.datasets]
     changes = [shlex.quote(f"{key}={_yaml_value(_dotted(here, key))}") for key in sorted(whole)]
     changes += [
         shlex.quote(f"{key}={_yaml_value(value)}")

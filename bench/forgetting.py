@@ -1,0 +1,216 @@
+"""Learning a new name without forgetting the rest: the identity preset with and without replay, and a third setup.
+
+    python bench/forgetting.py [--threads 2] [--probe-limit N] [--setups a,b] [--reuse setup=RUN_DIR ...]
+
+Each setup trains `presets/sft-lora-identity.yaml` (the names filled with Zorblax and Quillon Labs, which the
+bundled model has never heard of) through the worker, as a run from the UI or the CLI does:
+
+- `replay`: the preset as it ships, the identity rows mixed with general instructions (alpaca_en_demo) at its share;
+- `no replay`: the preset with its replay dataset taken out: the identity rows alone (the issue's starting point);
+- `lr 2e-4, replay` and `lr 2e-4, no replay`: the other cure for forgetting, a five times smaller step.
+
+Then, per setup: *identity*, how many of the data's English questions whose answer names the assistant get a
+greedy reply that contains the new name; *retention*, of the general-knowledge probe questions the base model
+answers correctly (presets/probe, through lm-evaluation-harness, as `eval RUN --probe` asks them), the share the
+tuned model still does; the training's minutes on this CPU (the job's wall time, model load included). The base
+model answers the probe once for all setups (its answers are kept in bench/results/forgetting-base.json). Writes
+bench/results/forgetting.json, where setups not run this time keep their earlier rows, and prints the table as
+Markdown (the README shows it). `--reuse SETUP=RUN_DIR` evaluates a finished run instead of training it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import yaml  # noqa: E402
+
+from bench.worker_run import run_to_the_end  # noqa: E402
+from workbench import models  # noqa: E402
+from workbench.config import parse_config  # noqa: E402
+from workbench.evaluation.probe import ProbeAnswer  # noqa: E402
+from workbench.runs.files import RunFiles  # noqa: E402
+
+PRESET = REPO / "presets" / "sft-lora-identity.yaml"
+IDENTITY = REPO / "presets" / "data" / "identity.json"
+RESULTS = REPO / "bench" / "results" / "forgetting.json"
+FILL = {"name": "Zorblax", "author": "Quillon Labs"}
+SETUPS = {
+    "replay": lambda c: c,
+    "no replay": lambda c: _without_replay(c),
+    "lr 2e-4, replay": lambda c: c | {"train": c["train"] | {"learning_rate": 2e-4}},
+    "lr 2e-4, no replay": lambda c: _without_replay(c) | {"train": c["train"] | {"learning_rate": 2e-4}},
+}
+
+
+def _without_replay(config: dict) -> dict:
+    alone = {key: value for key, value in config["data"]["datasets"][0].items() if key != "share"}
+    return config | {"data": config["data"] | {"datasets": [alone]}}
+
+
+def identity_questions() -> list[str]:
+    """The data's English prompts whose answer gives the assistant's name."""
+    rows = json.loads(IDENTITY.read_text())
+    return [r["instruction"] for r in rows if "{{name}}" in r["output"] and r["instruction"].isascii()]
+
+
+def names_given(files: RunFiles, questions: list[str], name: str) -> list[dict]:
+    """Each question's greedy reply from the tuned model, and whether it contains `name`."""
+    from workbench.chat import ChatEngine
+    from workbench.evaluation.generate import replies
+
+    engine = ChatEngine.for_run(files)
+    prompts = [[{"role": "user", "content": q}] for q in questions]
+    answers = replies(engine.model, engine.tokenizer, prompts, batch_size=12, max_new_tokens=32)
+    return [
+        {"question": q, "reply": a, "named": bool(re.search(re.escape(name), a, re.I))}
+        for q, a in zip(questions, answers, strict=True)
+    ]
+
+
+def probe_answers(files: RunFiles | None, limit: int | None) -> list:
+    """The probe's answers from the run's tuned model, or with `files` None from the bundled base model."""
+    from workbench.evaluation import probe, run
+
+    if files is None:
+        model = probe.ModelUnderTest(pretrained=models.resolve("smollm2-135m-instruct").path)
+    else:
+        model = run._models(files, files.read_config())["tuned"]
+    return probe.answers(probe.run_tasks(model, [probe.TASK], limit=limit))
+
+
+def run_setup(label: str, args: argparse.Namespace, base: list, reused: Path | None) -> dict:
+    from workbench.evaluation import probe
+
+    raw = yaml.safe_load(PRESET.read_text())
+    raw["data"]["datasets"][0]["fill"] = FILL
+    raw = SETUPS[label](raw)
+    raw["train"] = raw["train"] | {"threads": args.threads, "report_to": []}
+    for spec in raw["data"]["datasets"]:  # relative to the preset, as load_config reads them
+        spec["path"] = str(PRESET.parent / spec["path"])
+    if reused is None:
+        job = run_to_the_end(parse_config(raw | {"name": f"forgetting bench: {label}"}))
+        if job.state != "finished":
+            return {"setup": label, "error": job.error or job.state}
+        files, minutes = job.files, (job.finished_at - job.started_at) / 60
+    else:
+        files, minutes = RunFiles(reused), None
+        status = files.read_status()
+        if status.get("started_at") and status.get("updated_at"):
+            minutes = (status["updated_at"] - status["started_at"]) / 60
+    config = files.read_config()
+    named = names_given(files, identity_questions(), FILL["name"])
+    began = time.time()
+    kept = probe.retention(base, probe_answers(files, args.probe_limit))
+    return {
+        "setup": label,
+        "run": files.root.name,
+        "datasets": [{"path": Path(d.path).name, "share": d.share} for d in config.data.datasets],
+        "learning_rate": config.train.learning_rate,
+        "r": config.method.r,
+        "epochs": config.train.num_train_epochs,
+        "train_minutes": minutes,
+        "identity": sum(n["named"] for n in named),
+        "identity_questions": len(named),
+        "replies": named,
+        "retention": kept["retention"],
+        "kept": kept["kept"],
+        "base_correct": kept["base_correct"],
+        "gained": kept["gained"],
+        "lost": [{"question": q["question"], "tuned_reply": q["tuned_reply"]} for q in kept["lost"]],
+        "probe_s": round(time.time() - began, 1),
+    }
+
+
+def _probe_digest() -> str:
+    from workbench.evaluation.probe import PROBE_DIR
+
+    return hashlib.sha256((PROBE_DIR / "general.jsonl").read_bytes()).hexdigest()[:16]
+
+
+def table(rows: list[dict], base_correct: int, questions: int) -> str:
+    lines = [
+        f"| setup | identity answers | retention (of the {base_correct} the base knows) "
+        f"| probe accuracy (base {base_correct}/{questions}) | training, min |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['setup']} | failed: {r['error'].splitlines()[-1][:80]} ||||")
+            continue
+        minutes = "?" if r["train_minutes"] is None else f"{r['train_minutes']:.1f}"
+        lines.append(
+            f"| {r['setup']} | {r['identity']}/{r['identity_questions']} | {r['retention']:.1%} "
+            f"({r['kept']}/{r['base_correct']}) | {r['kept'] + r['gained']}/{questions} | {minutes} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--probe-limit", type=int, help="only the probe's first N questions (screening)")
+    parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated, of: " + ", ".join(SETUPS))
+    parser.add_argument("--reuse", action="append", default=[], metavar="SETUP=RUN_DIR")
+    args = parser.parse_args()
+    reuse = dict(item.split("=", 1) for item in args.reuse)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    model_dir = models.resolve("smollm2-135m-instruct").path  # converted before anything is timed
+    os.environ["WORKBENCH_MODELS"] = str(Path(model_dir).parent)
+    began = time.time()
+    # The base's answers are kept beside the results: one probe of the base (~4 minutes) serves every later run.
+    cached = RESULTS.with_name("forgetting-base.json")
+    key = {"limit": args.probe_limit, "probe": _probe_digest()}
+    if cached.is_file() and json.loads(cached.read_text())["key"] == key:
+        base = [ProbeAnswer(**a) for a in json.loads(cached.read_text())["answers"]]
+    else:
+        base = probe_answers(None, args.probe_limit)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps({"key": key, "answers": [a.__dict__ for a in base]}, indent=1) + "\n")
+    print(f"base probe: {sum(a.correct for a in base)}/{len(base)}, {time.time() - began:.0f} s", file=sys.stderr)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-forgetting-") as tmp:
+        os.environ["WORKBENCH_HOME"] = tmp
+        for label in args.setups.split(","):
+            started = time.time()
+            rows.append(run_setup(label, args, base, Path(reuse[label]) if label in reuse else None))
+            print(f"{label}: {time.time() - started:.0f} s {rows[-1]}", file=sys.stderr, flush=True)
+    settings = {"threads": args.threads, "probe_limit": args.probe_limit, "fill": FILL}
+    # Setups not run this time keep their earlier rows (measured with the same settings): one can be re-run alone.
+    earlier = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    if earlier.get("settings") == json.loads(json.dumps(settings)):
+        done = {r["setup"] for r in rows}
+        rows = [r for r in earlier["rows"] if r["setup"] not in done and r["setup"] in SETUPS] + rows
+    rows.sort(key=lambda r: list(SETUPS).index(r["setup"]))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "settings": settings,
+                "machine": platform.processor() or platform.machine(),
+                "base_probe": {"correct": sum(a.correct for a in base), "questions": len(base)},
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(table(rows, sum(a.correct for a in base), len(base)))
+
+
+if __name__ == "__main__":
+    main()
