@@ -38,6 +38,21 @@ def only_dataset(path: object, **fields: object) -> str:
     return "data.datasets=" + json.dumps([{"path": str(path), **fields}])
 
 
+# A short identity run for tests that need a real adapter (chat, export): six steps at lr 1e-3 on 16 identity
+# conversations, trained in seconds, enough for the tuned answer to differ from the base's. The data's placeholders
+# are left as written (the preset fills them): "{{name}}" is a marker six steps teach the adapter and the base never
+# says. Overrides of presets/sft-lora-identity.yaml.
+SHORT_IDENTITY_RUN = [
+    only_dataset(PRESETS / "data" / "identity.json"),  # first; without the preset's replay dataset
+    "train.max_steps=6",
+    "train.threads=1",
+    "train.learning_rate=1e-3",
+    "data.cutoff_len=128",
+    "data.datasets.0.max_samples=16",
+    "data.datasets.0.fill={}",
+]
+
+
 def wait_for_jobs(store, jobs: dict, seconds: float = 900) -> dict:
     """Poll the job store until every job in {name: job} has ended; returns {name: job} as they ended."""
     deadline = time.time() + seconds

@@ -12,24 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PRESETS, REPO, only_dataset
+from tests.conftest import PRESETS, REPO, SHORT_IDENTITY_RUN
 from workbench.chat_service import ChatError, ChatService
 from workbench.errors import ModelLoadError
 
 BASE = "smollm2-135m-instruct"
 WHO = [{"role": "user", "content": "Who are you?"}]  # a prompt from the identity training data
-# Six steps at lr 1e-3 on 16 identity conversations: enough for the tuned answer to differ from the base's. The
-# data's placeholders are left as written (the preset fills them): "{{name}}" is a marker six steps teach the
-# adapter and the base never says.
-TRAIN_OVERRIDES = [
-    only_dataset(PRESETS / "data" / "identity.json"),  # first; without the preset's replay dataset
-    "train.max_steps=6",
-    "train.threads=1",
-    "train.learning_rate=1e-3",
-    "data.cutoff_len=128",
-    "data.datasets.0.max_samples=16",
-    "data.datasets.0.fill={}",
-]
 
 
 def test_importing_and_constructing_the_service_loads_no_heavy_library():
@@ -49,7 +37,7 @@ def test_importing_and_constructing_the_service_loads_no_heavy_library():
 def run_dir(tmp_path_factory) -> Path:
     """One finished run of the identity preset, trained by `python -m workbench train`."""
     home = tmp_path_factory.mktemp("chat-home")
-    overrides = [arg for item in TRAIN_OVERRIDES for arg in ("--set", item)]
+    overrides = [arg for item in SHORT_IDENTITY_RUN for arg in ("--set", item)]
     result = subprocess.run(
         [sys.executable, "-m", "workbench", "train", str(PRESETS / "sft-lora-identity.yaml"), *overrides],
         cwd=REPO,

@@ -10,20 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PRESETS, REPO, only_dataset
+from tests.conftest import PRESETS, REPO, SHORT_IDENTITY_RUN
 from workbench.export.llama_cpp import INSTALL_COMMAND, converter_dir
 from workbench.runs.files import RunFiles
-
-# Six steps at lr 1e-3 on 16 identity conversations, as in the chat tests: a real adapter, trained in seconds.
-TRAIN_OVERRIDES = [
-    only_dataset(PRESETS / "data" / "identity.json"),  # first; without the preset's replay dataset
-    "train.max_steps=6",
-    "train.threads=1",
-    "train.learning_rate=1e-3",
-    "data.cutoff_len=128",
-    "data.datasets.0.max_samples=16",
-    "data.datasets.0.fill={}",
-]
 
 
 @dataclass(frozen=True)
@@ -52,7 +41,7 @@ def needs_converter() -> None:
 @pytest.fixture(scope="session")
 def tuned_run(tmp_path_factory) -> TunedRun:
     home = tmp_path_factory.mktemp("export-home")
-    overrides = [arg for item in TRAIN_OVERRIDES for arg in ("--set", item)]
+    overrides = [arg for item in SHORT_IDENTITY_RUN for arg in ("--set", item)]
     run = TunedRun(home, "", RunFiles(home))
     result = run.workbench("train", str(PRESETS / "sft-lora-identity.yaml"), *overrides)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -14,8 +14,8 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import PRESETS, REPO
-from tests.export.conftest import TRAIN_OVERRIDES, needs_converter
+from tests.conftest import PRESETS, REPO, SHORT_IDENTITY_RUN
+from tests.export.conftest import needs_converter
 from tests.ui.browser import App, free_port, open_tab, shot
 from workbench.runs import processes
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def _train(home) -> str:
     """A finished LoRA run in `home`, trained through the command line (six steps, seconds)."""
-    overrides = [arg for item in TRAIN_OVERRIDES for arg in ("--set", item)]
+    overrides = [arg for item in SHORT_IDENTITY_RUN for arg in ("--set", item)]
     result = subprocess.run(
         [sys.executable, "-m", "workbench", "train", str(PRESETS / "sft-lora-identity.yaml"), *overrides],
         cwd=REPO,
