@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import PRESETS
+from tests.conftest import PRESETS, only_dataset
 from workbench.config import DataConfig, DatasetSpec, load_config, parse_config
 from workbench.data import mixing
 from workbench.errors import ConfigError
@@ -108,6 +108,7 @@ def test_the_cli_adds_a_dataset_with_its_share(tmp_path):
     config = load_config(
         PRESETS / "sft-lora-identity.yaml",
         [
+            only_dataset(PRESETS / "data" / "identity.json"),  # without the preset's own replay dataset
             f"data.datasets.1.path={PRESETS / 'data' / 'alpaca_en_demo.json'}",
             "data.datasets.1.share=0.2",
             "data.datasets.1.max_samples=50",
@@ -118,7 +119,10 @@ def test_the_cli_adds_a_dataset_with_its_share(tmp_path):
     assert (second.share, second.max_samples) == (0.2, 50)
     assert config.data.shares() == pytest.approx([0.8, 0.2])
     with pytest.raises(ConfigError, match="data.datasets.3.path: cannot set: .3. is not an index of a list of 1"):
-        load_config(PRESETS / "sft-lora-identity.yaml", ["data.datasets.3.path=x.json"])
+        load_config(
+            PRESETS / "sft-lora-identity.yaml",
+            [only_dataset(PRESETS / "data" / "identity.json"), "data.datasets.3.path=x.json"],
+        )
 
 
 def test_the_worker_data_step_mixes_by_the_shares(tmp_path):
@@ -126,6 +130,7 @@ def test_the_worker_data_step_mixes_by_the_shares(tmp_path):
     config = load_config(
         PRESETS / "sft-lora-identity.yaml",
         [
+            only_dataset(PRESETS / "data" / "identity.json"),  # without the preset's own replay dataset
             "data.datasets.0.max_samples=20",
             "data.datasets.0.share=0.8",
             f"data.datasets.1.path={PRESETS / 'data' / 'alpaca_en_demo.json'}",

@@ -82,7 +82,7 @@ def test_twenty_submissions_at_once_are_all_queued_and_run_one_at_a_time(browser
         assert most_active[0] == 1, f"{most_active[0]} runs trained at once"
         # The queue ran them in the order they came, each to its own folder, and the page lists them all.
         started = sorted(jobs, key=lambda j: j.started_at)
-        assert [j.id for j in started] == [j.id for j in sorted(jobs, key=lambda j: j.queued_at)]
+        assert [j.id for j in started] == [j.id for j in sorted(jobs, key=lambda j: (j.queued_at, j.id))]
         assert len({j.run_dir for j in jobs}) == len(jobs)
         from_the_page = [j for j in jobs if j.id not in ids]
         assert len(from_the_page) == TABS and all(j.files.read_status()["forked"] for j in from_the_page)

@@ -185,8 +185,8 @@ class JobStore:
     # -- the queue's transitions -----------------------------------------------------------------------
 
     def insert(self, job_id: str, config: RunConfig, run_dir: Path, env: Mapping[str, str]) -> None:
-        now = time.time()
         with self._transaction() as conn:
+            now = time.time()  # under the write lock: queue order is the order the submissions are written in
             conn.execute(
                 "INSERT INTO runs (id, name, method, model, config, state, run_dir, parent, created_at, queued_at,"
                 " env) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
