@@ -82,38 +82,36 @@ def resolve_entry(path: Path, name: str | None) -> InfoEntry:
     if not data_path.is_file():
         raise DataError(f"{name!r} names {file_name!r}, which is not in {info_file.parent}", file=INFO_FILE)
 
-    format = entry.get("formatting", "alpaca")
-    if format not in FORMATS:
-        raise DataError(
-            f"{name!r} has formatting {format!r}; supported: {', '.join(FORMATS)}", file=INFO_FILE, field="name"
-        )
-    return InfoEntry(
-        name=name,
-        path=data_path,
-        format=format,
-        columns=_string_map(entry, "columns", name),
-        tags=_string_map(entry, "tags", name) if format == "sharegpt" else {},
-        ranking=bool(entry.get("ranking")),
-    )
+    return _entry(name, entry, path=data_path)
 
 
 def _hub_entry(name: str, entry: dict[str, Any]) -> InfoEntry:
+    subset, split = entry.get("subset"), entry.get("split")
+    return _entry(
+        name,
+        entry,
+        path=None,
+        hub=f"hf://{entry['hf_hub_url']}",
+        subset=subset if isinstance(subset, str) else None,
+        split=split if isinstance(split, str) else None,
+    )
+
+
+def _entry(name: str, entry: dict[str, Any], **where: Any) -> InfoEntry:
+    """The entry's layout (formatting, columns, tags, ranking), read the same for a local file and a hub dataset;
+    `where` says where its data is."""
     format = entry.get("formatting", "alpaca")
     if format not in FORMATS:
         raise DataError(
             f"{name!r} has formatting {format!r}; supported: {', '.join(FORMATS)}", file=INFO_FILE, field="name"
         )
-    subset, split = entry.get("subset"), entry.get("split")
     return InfoEntry(
         name=name,
-        path=None,
         format=format,
         columns=_string_map(entry, "columns", name),
         tags=_string_map(entry, "tags", name) if format == "sharegpt" else {},
         ranking=bool(entry.get("ranking")),
-        hub=f"hf://{entry['hf_hub_url']}",
-        subset=subset if isinstance(subset, str) else None,
-        split=split if isinstance(split, str) else None,
+        **where,
     )
 
 
