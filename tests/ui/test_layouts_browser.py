@@ -119,9 +119,22 @@ def test_a_question_answer_csv_trains_and_other_columns_are_mapped(browser, tmp_
         page.locator("#runs-progress").get_by_text(MIX).wait_for(timeout=30_000)
         assert run.read_status()["rehearsal"] == {"done": 1, "rows": 1}
         (replayed,) = (json.loads(line) for line in run.rehearsal.read_text().splitlines())
-        assert replayed["reply"] and replayed["prompt"][-1]["role"] == "user"
+        assert replayed["reply"] == _base_reply(replayed["prompt"], run.read_config())
     finally:
         app.stop()
+
+
+def _base_reply(prompt: list[dict], config) -> str:
+    """The bundled model's own greedy reply, in the precision the run trained in, at most cutoff_len tokens."""
+    from workbench import models
+    from workbench.evaluation.generate import replies
+    from workbench.training import hardware
+
+    ref = models.resolve(config.model.name_or_path)
+    tokenizer = models.load_tokenizer(ref)
+    dtype = hardware.torch_dtype(hardware.choose(config.train, n_params=0).precision)
+    model = models.load_model(ref, pad_token_id=tokenizer.pad_token_id, dtype=dtype).eval()
+    return replies(model, tokenizer, [prompt], max_new_tokens=config.data.cutoff_len)[0]
 
 
 MIX = "kundenservice.csv 80 % (4 rows) · alpaca_en_demo.json 20 % (1 of 999 rows)"
