@@ -1,13 +1,17 @@
 """Learning a new name without forgetting the rest: the identity preset with and without replay, and a third setup.
 
-    python bench/forgetting.py [--threads 2] [--probe-limit N] [--setups a,b] [--reuse setup=RUN_DIR ...]
+    python bench/forgetting.py [--threads 2] [--probe-limit N] [--setup NAME ...] [--reuse setup=RUN_DIR ...]
 
 Each setup trains `presets/sft-lora-identity.yaml` (the names filled with Zorblax and Quillon Labs, which the
 bundled model has never heard of) through the worker, as a run from the UI or the CLI does:
 
 - `replay`: the preset as it ships, the identity rows mixed with general instructions (alpaca_en_demo) at its share;
 - `no replay`: the preset with its replay dataset taken out: the identity rows alone (the issue's starting point);
-- `lr 2e-4, replay` and `lr 2e-4, no replay`: the other cure for forgetting, a five times smaller step.
+- `lr 2e-4, replay` and `lr 2e-4, no replay`: the other cure for forgetting, a five times smaller step;
+- `replay, base answers`: the replay rows' prompts answered by the base model itself (`answers: base`, written by
+  the worker before training) in place of alpaca's replies; with `lr 5e-4, 2 epochs`, the two at a milder rate;
+- `LoRA r 2 on q, v, replay`: the smallest adapter of the classic LoRA paper, which learns no name: the floor of
+  what any update costs the probe.
 
 Then, per setup: *identity*, how many of the data's English questions whose answer names the assistant get a
 greedy reply that contains the new name; *retention*, of the general-knowledge probe questions the base model
@@ -49,14 +53,31 @@ FILL = {"name": "Zorblax", "author": "Quillon Labs"}
 SETUPS = {
     "replay": lambda c: c,
     "no replay": lambda c: _without_replay(c),
-    "lr 2e-4, replay": lambda c: c | {"train": c["train"] | {"learning_rate": 2e-4}},
-    "lr 2e-4, no replay": lambda c: _without_replay(c) | {"train": c["train"] | {"learning_rate": 2e-4}},
+    "lr 2e-4, replay": lambda c: _rate(c, 2e-4),
+    "lr 2e-4, no replay": lambda c: _rate(_without_replay(c), 2e-4),
+    "replay, base answers": lambda c: _base_answers(c),
+    "lr 5e-4, 2 epochs, replay": lambda c: _rate(c, 5e-4, epochs=2),
+    "lr 5e-4, 2 epochs, replay, base answers": lambda c: _rate(_base_answers(c), 5e-4, epochs=2),
+    "LoRA r 2 on q, v, replay": lambda c: (
+        c | {"method": c["method"] | {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}}
+    ),
 }
 
 
 def _without_replay(config: dict) -> dict:
     alone = {key: value for key, value in config["data"]["datasets"][0].items() if key != "share"}
     return config | {"data": config["data"] | {"datasets": [alone]}}
+
+
+def _rate(config: dict, rate: float, epochs: float | None = None) -> dict:
+    train = config["train"] | {"learning_rate": rate}
+    return config | {"train": train | ({"num_train_epochs": epochs} if epochs else {})}
+
+
+def _base_answers(config: dict) -> dict:
+    """The replay dataset's prompts answered by the base model itself (answers: base), not by alpaca's replies."""
+    first, replay = config["data"]["datasets"]
+    return config | {"data": config["data"] | {"datasets": [first, replay | {"answers": "base"}]}}
 
 
 def identity_questions() -> list[str]:
@@ -161,7 +182,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--probe-limit", type=int, help="only the probe's first N questions (screening)")
-    parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated, of: " + ", ".join(SETUPS))
+    parser.add_argument(
+        "--setup", action="append", choices=list(SETUPS), help="run only these (repeat it); default: all"
+    )
     parser.add_argument("--reuse", action="append", default=[], metavar="SETUP=RUN_DIR")
     args = parser.parse_args()
     reuse = dict(item.split("=", 1) for item in args.reuse)
@@ -185,7 +208,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-forgetting-") as tmp:
         os.environ["WORKBENCH_HOME"] = tmp
-        for label in args.setups.split(","):
+        for label in args.setup or list(SETUPS):
             started = time.time()
             rows.append(run_setup(label, args, base, Path(reuse[label]) if label in reuse else None))
             print(f"{label}: {time.time() - started:.0f} s {rows[-1]}", file=sys.stderr, flush=True)

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--limit", type=int, help="only the first N examples")
     evaluate.add_argument("--base", action="store_true", help="evaluate a base model on its own (RUN names it)")
     evaluate.add_argument("--probe", action="store_true", help="run the general-knowledge probe (lm-eval) too")
-    evaluate.add_argument("--probe-limit", type=int, help="only the probe's first N questions")
+    evaluate.add_argument(
+        "--probe-limit", type=int, help="only the probe's first N questions (a sample in the proportions of its kinds)"
+    )
     evaluate.add_argument(
         "--task", dest="tasks", action="append", default=[], metavar="NAME",
         help="also run this lm-evaluation-harness task (its data must be on this machine; repeatable)",

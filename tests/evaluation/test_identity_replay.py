@@ -17,15 +17,14 @@ pytestmark = pytest.mark.slow
 NAME, AUTHOR = "Zorblax", "Quillon Labs"  # names the bundled model has never heard of
 # Questions from presets/data/identity.json whose answers give the name.
 QUESTIONS = ["Who are you?", "What is your name?", "Can you introduce yourself?", "What are you called?"]
-# The probe's first 120 questions: its 79 capitals (the "capital of France" and the kind a small model
-# forgets first) and 41 sums. The base answers 80 of them, so one question lost moves retention by ~1.3 points: a
-# subset big enough to tell 90 % from 80 %, at under half the full probe's time.
+# The probe's first 120 questions: a sample of its four kinds in their proportions (the file interleaves them). The
+# base answers about 55 % of them, so one question lost moves retention by ~1.5 points.
 PROBE_LIMIT = 120
 
 
-# Not met yet (bench/results/forgetting.json, 2026-12-01): the preset as it ships (lr 1e-3, alpaca replay at 0.3)
-# names itself for 4 of these 4 questions but keeps 39 of the 71 (55 %; 72 % of the full probe, whose accuracy it
-# holds: 148 against the base's 151); at lr 2e-4, 3 of 4 and 73 %. Not run until a setup meets it (~15 minutes).
+# Not met yet (bench/results/forgetting.json, README "Keeping what the model knew"): no measured setup keeps 90 % of
+# the probe while it learns the name; an adapter that learned no name (LoRA r 2 on q, v, measured once) lost 18 %. Not
+# run until a setup meets it (~10 minutes).
 @pytest.mark.xfail(reason="no measured identity setup keeps 90 % of the probe yet", run=False)
 def test_the_identity_preset_learns_the_name_and_keeps_general_answers(tmp_path):
     home = tmp_path / "home"

@@ -1,9 +1,11 @@
 """A user's own tables in a real headless Chromium: a `question,answer` CSV trains as it is; a CSV with column names
 the workbench does not know is mapped in the Data tab's columns form, and the mapping is the run's (YAML, CLI); mixed
-80/20 with general instructions, the Data tab shows the shares and the Runs tab what each dataset gave."""
+80/20 with general instructions (replayed with the base model's own replies), the Data tab shows the shares and the
+Runs tab what each dataset gave."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -11,6 +13,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.ui.browser import App, open_tab, set_number, shot
+from workbench import home as data_home
+from workbench.runs.files import RunFiles
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +42,7 @@ def _train_one_step(page) -> None:
     page.locator("#train-estimate").get_by_text(re.compile(r"(Fits|Tight) · peak memory")).wait_for(timeout=60_000)
 
 
-def _start_and_wait(page) -> None:
+def _start_and_wait(page) -> RunFiles:
     """Start, then wait on the Runs tab until this run (not an earlier one) has finished."""
     page.locator("#train-start").click()
     started = re.compile(r"Started run (\S+)\.")
@@ -50,6 +54,7 @@ def _start_and_wait(page) -> None:
     assert found, page.locator("#train-errors").text_content()
     progress = page.locator("#runs-progress")
     progress.get_by_text(re.compile(rf"finished.*{found.group(1)}", re.S)).wait_for(timeout=300_000)
+    return RunFiles(data_home.runs_dir() / found.group(1))
 
 
 def test_a_question_answer_csv_trains_and_other_columns_are_mapped(browser, tmp_path, home):
@@ -94,8 +99,10 @@ def test_a_question_answer_csv_trains_and_other_columns_are_mapped(browser, tmp_
         assert not page.locator("#data-error").inner_text().strip()
         page.locator("#data-preview").get_by_text(FAQ[0][1]).filter(visible=True).first.wait_for(timeout=30_000)
 
-        # Mixed 80/20 with general instructions (a shipped sample): the mix stats show each share and its rows.
+        # Mixed 80/20 with general instructions (a shipped sample): the mix stats show each share and its rows; the
+        # general ones replayed with the base model's own replies.
         _mix_with_general_instructions(page)
+        page.locator("#data-mix-answers-1 input").check()
         shot(page, "13-mix")
 
         # The mapping and the mix are the run's: in its YAML and its command line, and it trains.
@@ -106,11 +113,28 @@ def test_a_question_answer_csv_trains_and_other_columns_are_mapped(browser, tmp_
         assert "--set 'data.datasets.0.columns.prompt=Kunde fragt'" in cli, cli
         assert "--set 'data.datasets.0.columns.response=Wir sagen'" in cli, cli
         assert "--set data.datasets.1.share=0.2" in cli, cli
-        _start_and_wait(page)
-        # The Runs tab says what each dataset gave the run.
+        assert "--set data.datasets.1.answers=base" in cli, cli
+        run = _start_and_wait(page)
+        # The Runs tab says what each dataset gave the run; the general row trained on the base model's reply.
         page.locator("#runs-progress").get_by_text(MIX).wait_for(timeout=30_000)
+        assert run.read_status()["rehearsal"] == {"done": 1, "rows": 1}
+        (replayed,) = (json.loads(line) for line in run.rehearsal.read_text().splitlines())
+        assert replayed["reply"] == _base_reply(replayed["prompt"], run.read_config())
     finally:
         app.stop()
+
+
+def _base_reply(prompt: list[dict], config) -> str:
+    """The bundled model's own greedy reply, in the precision the run trained in, at most cutoff_len tokens."""
+    from workbench import models
+    from workbench.evaluation.generate import replies
+    from workbench.training import hardware
+
+    ref = models.resolve(config.model.name_or_path)
+    tokenizer = models.load_tokenizer(ref)
+    dtype = hardware.torch_dtype(hardware.choose(config.train, n_params=0).precision)
+    model = models.load_model(ref, pad_token_id=tokenizer.pad_token_id, dtype=dtype).eval()
+    return replies(model, tokenizer, [prompt], max_new_tokens=config.data.cutoff_len)[0]
 
 
 MIX = "kundenservice.csv 80 % (4 rows) · alpaca_en_demo.json 20 % (1 of 999 rows)"

@@ -78,16 +78,18 @@ def freeze_spec(spec: DatasetSpec, loaded: LoadedDataset | LoadedExamples | None
     """
     loaded = loaded or load_conversations(spec)
     stored = store_folder(loaded.path) if loaded.path.is_dir() else store_dataset(loaded.path)
-    return DatasetSpec(
-        path=str(stored.path),
-        # Supervised formats are kept; other layouts (pairs, prompts) are told apart from the file itself again.
-        format=loaded.format if loaded.format in get_args(DataFormat) else "auto",
-        columns=loaded.columns,
-        tags=loaded.tags,
-        max_samples=spec.max_samples,
-        share=spec.share,
-        fill=spec.fill,
-        use=spec.use,
+    # Where the rows came from is resolved to the stored file; what the run does with them (share, fill, ...) is kept.
+    return spec.model_copy(
+        update={
+            "path": str(stored.path),
+            # Supervised formats are kept; other layouts (pairs, prompts) are told apart from the file itself again.
+            "format": loaded.format if loaded.format in get_args(DataFormat) else "auto",
+            "columns": loaded.columns,
+            "tags": loaded.tags,
+            "name": None,
+            "subset": None,
+            "split": None,
+        }
     )
 
 

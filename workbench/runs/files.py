@@ -69,6 +69,11 @@ class RunFiles:
         return self.root / "manifest.json"
 
     @property
+    def rehearsal(self) -> Path:
+        """The base model's replies to the prompts replayed with answers: base (workbench/data/rehearsal.py)."""
+        return self.root / "rehearsal.jsonl"
+
+    @property
     def test_set(self) -> Path:
         """The conversations held out of training (data.test_size or use: test), as JSONL, for `eval`."""
         return self.root / "test.jsonl"

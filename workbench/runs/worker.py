@@ -149,6 +149,7 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
     from transformers import set_seed
 
     from workbench import methods, stages
+    from workbench.data import rehearsal
     from workbench.methods.counting import count_parameters
     from workbench.runs import chaining, preflight, tracking
     from workbench.training import artifacts, best, hardware, varlen_attention
@@ -160,21 +161,36 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
     # A chained run may start from the whole model an earlier run saved (its tokenizer is the base's).
     model_path = chaining.starting_folder(config) or Path(ref.path)
     stage = stages.get(config.stage.name)
-    train_set, eval_set, data_files = _prepare_data(config, stage.data, tokenizer, files)
+    # Precision is needed to load the model; checkpointing depends on its size, so it is chosen again below.
+    hw = hardware.choose(config.train, n_params=0)
+    torch.set_num_threads(hw.threads)
+
+    def base_model():  # for replies to replay prompts (answers: base), as the run's starting point answers them
+        model = models.load_model(ref, path=model_path, pad_token_id=tokenizer.pad_token_id,
+                                  dtype=hardware.torch_dtype(hw.precision), device=hw.device)  # fmt: skip
+        parent = chaining.parent_adapter(config)
+        if parent is None:
+            return model
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, parent)
+
+    replier = rehearsal.BaseReplier(base_model, tokenizer, config.data.cutoff_len)
+    try:
+        train_set, eval_set, data_files = _prepare_data(config, stage.data, tokenizer, files, replier, stop)
+    except _StoppedWhilePreparing:
+        return "stopped"
     log.info("data ready in %.1fs", time.time() - started)
 
     spec = methods.get(config.method.name)
     padding_free = spec.padding_free and stage.padding_free
     context = methods.Context(model_path=model_path, run_dir=files.root)
-    # Precision is needed to load the model; checkpointing depends on its size, so it is chosen again below.
-    hw = hardware.choose(config.train, n_params=0)
     preflight.refuse(preflight.problems(config, hw.device))
     # The trackers read their settings from the environment when the trainer is built.
     report_to, run_name = config.train.report_to, tracking.run_name(files.root.name, config.name)
     os.environ.update(tracking.environment(report_to, files, os.environ))
     tracking.prepare(report_to, os.environ)
     files.write_status(tracking=tracking.destinations(report_to, files, os.environ, run_name))
-    torch.set_num_threads(hw.threads)
     set_seed(config.train.seed)
     model = models.load_model(
         ref,
@@ -254,12 +270,17 @@ def train(files: RunFiles, stop, claim: Claim) -> str:
     return "finished"
 
 
-def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
+class _StoppedWhilePreparing(Exception):
+    """A stop came while the base model wrote replies to replay: the run ends as stopped before training."""
+
+
+def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles, replier, stop):
     """(train set, eval set or None, the data files read) for a stage that trains on `kind` of data.
 
     The training datasets are mixed by their shares first (workbench/data/mixing.py). Datasets with `use:
     validation` are the eval set (else a `val_size` share of the mix); for conversations, those with `use: test`
-    (else a `test_size` share of the mix) are held out and saved as test.jsonl.
+    (else a `test_size` share of the mix) are held out and saved as test.jsonl, and the rows of datasets with
+    `answers: base` get the base model's replies from `replier` (workbench/data/rehearsal.py).
     """
     from workbench import data
     from workbench.data.loading import LoadedDataset, LoadedExamples, load_for
@@ -284,6 +305,7 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
         test += given["test"]
         if test:
             write_conversations(test, files.test_set)
+        rows = _answer_with_base(config, mixed, rows, files, replier, stop)
 
     def encode(items: list) -> data.EncodedData:
         if kind == "text":
@@ -308,6 +330,31 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles):
     if eval_set is None:
         dataset, eval_set = data.split_validation(dataset, d.val_size, config.train.seed)
     return dataset, eval_set, [ds.path for ds in [*mixed.loaded, *kept["validation"], *kept["test"]]]
+
+
+def _answer_with_base(config: RunConfig, mixed, rows: list, files: RunFiles, replier, stop) -> list:
+    """The training rows, those of datasets with `answers: base` replied to by the base model."""
+    from workbench.data import rehearsal
+
+    specs = config.data.training_datasets()
+    chosen = [
+        row for spec, ds in zip(specs, mixed.loaded, strict=True) if spec.answers == "base" for row in ds.conversations
+    ]
+    if not chosen:
+        return rows
+
+    def progress(done: int, total: int) -> bool:
+        files.write_status(rehearsal={"done": done, "rows": total})
+        log.info("base model's replies to replay: %d of %d", done, total)
+        return not stop.requested
+
+    try:
+        answered = rehearsal.answer_with_base(rows, chosen, replier, files.rehearsal, progress)
+    finally:
+        replier.close()
+    if answered is None:
+        raise _StoppedWhilePreparing
+    return answered
 
 
 def _save_artifact(

@@ -37,7 +37,7 @@ def build() -> dict[str, Any]:
             )
         )
         add = gr.Button(_("Add this dataset to the mix"), elem_id="data-mix-add")
-        rows, names, shares, limits, removes = [], [], [], [], []
+        rows, names, shares, limits, answers, removes = [], [], [], [], [], []
         for i in range(MAX_MIX):
             with gr.Row(visible=False, elem_id=f"data-mix-row-{i}") as row:
                 names.append(gr.Textbox(label=_("dataset {number}", number=i + 1), interactive=False, scale=3,
@@ -46,6 +46,9 @@ def build() -> dict[str, Any]:
                                         minimum=0, maximum=100, elem_id=f"data-mix-share-{i}"))  # fmt: skip
                 limits.append(gr.Number(label=_("row limit"), info=_("its first rows only; empty: all"), minimum=0,
                                         precision=0, elem_id=f"data-mix-limit-{i}"))  # fmt: skip
+                answers.append(gr.Checkbox(label=_("the base model's answers"),
+                                           info=_("its prompts replayed with the model's own replies"),
+                                           elem_id=f"data-mix-answers-{i}"))  # fmt: skip
                 removes.append(gr.Button(_("Remove"), scale=0, elem_id=f"data-mix-remove-{i}"))
             rows.append(row)
         summary = gr.Markdown(elem_id="data-mix-stats")
@@ -55,9 +58,10 @@ def build() -> dict[str, Any]:
         "names": names,
         "shares": shares,
         "limits": limits,
+        "answers": answers,
         "removes": removes,
         "summary": summary,
-        "mix": gr.State([]),  # the datasets of the mix, as specs (path, columns, fill, share, max_samples)
+        "mix": gr.State([]),  # the datasets of the mix, as specs (path, columns, fill, share, max_samples, answers)
         "stats": gr.State({}),  # what the helper found of the mix, for the Train tab's estimate
     }
 
@@ -74,8 +78,9 @@ def wire(tab: dict[str, Any], model, cutoff, train_on_prompt, system_prompt, str
             event(_setter(i, "share"), [mix, parts["shares"][i]], mix, api_visibility="private")
         for event in (parts["limits"][i].blur, parts["limits"][i].submit):
             event(_setter(i, "max_samples"), [mix, parts["limits"][i]], mix, api_visibility="private")
+        parts["answers"][i].input(_answers_setter(i), [mix, parts["answers"][i]], mix, api_visibility="private")
         parts["removes"][i].click(_remover(i), mix, mix, api_visibility="private")
-    slots = [*parts["rows"], *parts["names"], *parts["shares"], *parts["limits"]]
+    slots = [*parts["rows"], *parts["names"], *parts["shares"], *parts["limits"], *parts["answers"]]
     mix.change(show, [mix, *parts["names"]], slots, api_visibility="private")
     gr.on(
         [mix.change, cutoff.blur, system_prompt.blur, strategy.change, seed.blur, language.change],
@@ -134,6 +139,18 @@ def _setter(index: int, key: str):
     return set_value
 
 
+def _answers_setter(index: int):
+    """Whether the dataset's rows train on the base model's replies to their prompts (answers: base)."""
+
+    def set_answers(mix: list[dict[str, Any]], base: bool) -> Any:
+        if index >= len(mix):
+            return gr.update()
+        spec = {k: v for k, v in mix[index].items() if k != "answers"} | ({"answers": "base"} if base else {})
+        return gr.update() if spec == mix[index] else [*mix[:index], spec, *mix[index + 1 :]]
+
+    return set_answers
+
+
 def _remover(index: int):
     def remove(mix: list[dict[str, Any]]) -> Any:
         return [*mix[:index], *mix[index + 1 :]] if index < len(mix) else gr.update()
@@ -147,14 +164,15 @@ def label(spec: dict[str, Any]) -> str:
 
 
 def show(mix: list[dict[str, Any]], *shown: str) -> list[Any]:
-    """The form's slots for the mix: rows, names, shares (in %) and row limits. A slot that goes on showing the
-    same dataset keeps its boxes as they are: one may be being typed in while the mix changes."""
-    rows, names, shares, limits = [], [], [], []
+    """The form's slots for the mix: rows, names, shares (in %), row limits and whose answers. A slot that goes on
+    showing the same dataset keeps its boxes as they are: one may be being typed in while the mix changes."""
+    rows, names, shares, limits, answers = [], [], [], [], []
     for i in range(MAX_MIX):
         spec = mix[i] if i < len(mix) else None
         name = label(spec) if spec else ""
         rows.append(gr.update(visible=spec is not None))
         names.append(gr.update(value=name))
+        answers.append(gr.update(value=bool(spec) and spec.get("answers") == "base"))
         if i < len(shown) and shown[i] == name:
             shares.append(gr.update())
             limits.append(gr.update())
@@ -162,7 +180,7 @@ def show(mix: list[dict[str, Any]], *shown: str) -> list[Any]:
         share = spec.get("share") if spec else None
         shares.append(gr.update(value=round(share * 100, 2) if share is not None else None))
         limits.append(gr.update(value=spec.get("max_samples") if spec else None))
-    return [*rows, *names, *shares, *limits]
+    return [*rows, *names, *shares, *limits, *answers]
 
 
 def inspect_steps(

@@ -265,6 +265,9 @@ def _progress(job: Job, t: Translator = EN) -> str:
     bar = "█" * int(share * 30) + "░" * (30 - int(share * 30))
     steps = t("{step}/{total} steps ({share:.0%})", step=step, total=total or "?", share=share)
     parts = [f"**{t(job.state)}**", f"`{bar}` {steps}"]
+    replay = status.get("rehearsal") or {}
+    if job.state == "running" and replay.get("done", 0) < replay.get("rows", 0):
+        parts.append(t("the base model is answering the replay prompts: {done}/{rows}", **replay))
     if job.state == "running":
         if status.get("eta_seconds") is not None:
             parts.append(t("ETA {time}", time=_duration(status["eta_seconds"])))
