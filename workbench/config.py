@@ -22,8 +22,9 @@ MixStrategy = Literal["no_repeats", "every_row"]
 SHARE_TOLERANCE = 1e-3
 # What a dataset is for: training, the eval loss during training, or the held-out test set that `eval` reads.
 DatasetUse = Literal["train", "validation", "test"]
-# Whose replies a dataset trains on: its own, or the base model's to its prompts (workbench/data/rehearsal.py).
-Answers = Literal["data", "base"]
+# What a dataset's replies teach: the data's own, the base model's replies to its prompts (workbench/data/rehearsal.py)
+# or the base model's distributions along them (workbench/training/distill.py).
+Answers = Literal["data", "base", "base_distribution"]
 # Where a run's metrics go besides its own folder's metrics.jsonl (workbench/runs/tracking.py).
 Tracker = Literal["tensorboard", "trackio", "wandb", "mlflow"]
 
@@ -87,9 +88,10 @@ class DatasetSpec(_Section):
     )
     answers: Answers = Field(
         "data",
-        description="Whose replies the run trains on: the data's own, or (base) the base model's greedy replies to "
-        "the data's prompts, written before training: general prompts replayed with the model's own answers keep "
-        "what it knew without pulling it towards another model's style.",
+        description="What the run learns from this dataset's replies: the data's own (data); the base model's greedy "
+        "replies to the data's prompts, written before training (base); or, along the data's replies, the base "
+        "model's whole next-token distribution (base_distribution, supervised fine-tuning). General prompts replayed "
+        "with the model's own answers keep what it knew without pulling it towards another model's style.",
     )
 
     @field_validator("fill")
@@ -153,8 +155,11 @@ class DataConfig(_Section):
             raise ValueError("every dataset is a validation or test set: give at least one with use: train")
         if any(spec.share is not None for spec in self.datasets if spec.use != "train"):
             raise ValueError("a share is for a training dataset; a validation or test set is used whole")
-        if any(spec.answers == "base" for spec in self.datasets if spec.use != "train"):
-            raise ValueError("answers: base is for a training dataset; a validation or test set keeps its own replies")
+        other = next((spec.answers for spec in self.datasets if spec.use != "train" and spec.answers != "data"), None)
+        if other:
+            raise ValueError(
+                f"answers: {other} is for a training dataset; a validation or test set keeps its own replies"
+            )
         for use, share in (("validation", "val_size"), ("test", "test_size")):
             if getattr(self, share) > 0 and any(spec.use == use for spec in self.datasets):
                 raise ValueError(f"data.{share} is set and a dataset has use: {use}; use one or the other")
@@ -317,11 +322,11 @@ class RunConfig(_Section):
                 f"a test set (data.test_size or use: test) holds conversations; stage {self.stage.name!r} trains on "
                 "other data"
             )
-        if any(spec.answers == "base" for spec in self.data.datasets) and stages.get(self.stage.name).data != (
-            "conversations"
-        ):
+        other = next((spec.answers for spec in self.data.datasets if spec.answers != "data"), None)
+        if other and stages.get(self.stage.name).data != "conversations":
             raise ValueError(
-                f"answers: base replaces the replies of conversations; stage {self.stage.name!r} trains on other data"
+                f"answers: {other} replaces the replies of conversations; stage {self.stage.name!r} trains on other "
+                "data"
             )
         if self.data.packing and not methods.get(self.method.name).padding_free:
             raise ValueError(

@@ -184,10 +184,15 @@ def estimate(
 
 
 def _reference_forwards(config: RunConfig) -> int:
-    """Gradient-free forward passes per trained sequence; online RL needs its reference only for a KL term."""
+    """Gradient-free forward passes per trained sequence; online RL needs its reference only for a KL term, and
+    supervised fine-tuning one only to keep near the base (workbench/training/distill.py)."""
     stage = stages.get(config.stage.name)
     if stage.samples and getattr(config.stage, "beta", 0) == 0:
         return 0
+    if getattr(config.stage, "kl_to_base", 0) > 0 or any(
+        spec.answers == "base_distribution" for spec in config.data.datasets
+    ):
+        return 1
     return stage.reference_forwards
 
 

@@ -94,7 +94,13 @@ CASES = {
         "prompts",
         [*ONLINE, "stage.rewards=[length]", "method.name=bottleneck", "method.size=8"],
     ),
-}
+    # Supervised fine-tuning held near the base (workbench/training/distill.py): the adapter switched off, general
+    # replay learning the base's distributions; a frozen copy (full); virtual tokens ahead of the logits (prompt).
+    "sft-kl": ("sft", None, ["stage.kl_to_base=1", "data.datasets.1.answers=base_distribution"]),
+    "sft-kl-full": ("sft", None, ["stage.kl_to_base=1", "method.name=full"]),
+    "sft-kl-prompt": ("sft", None, ["stage.kl_to_base=1", "method.name=prompt", "method.num_virtual_tokens=4",
+                                    "data.datasets.1.answers=base_distribution"]),
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +177,8 @@ def test_stage_trains_logs_its_metrics_and_the_adapter_loads_with_peft(case, run
     spec = stages.get(config.stage.name)
     records = stage_metrics(job)
     assert len(records) == STEPS
-    for key in ("loss", *spec.metrics):
+    held = ("kl_to_base",) if getattr(config.stage, "kl_to_base", 0) else ()
+    for key in ("loss", *spec.metrics, *held):
         values = [r.get(key) for r in records]
         assert all(v is not None and math.isfinite(v) for v in values), f"{case}: {key} = {values}"
 

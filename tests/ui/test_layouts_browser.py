@@ -102,7 +102,8 @@ def test_a_question_answer_csv_trains_and_other_columns_are_mapped(browser, tmp_
         # Mixed 80/20 with general instructions (a shipped sample): the mix stats show each share and its rows; the
         # general ones replayed with the base model's own replies.
         _mix_with_general_instructions(page)
-        page.locator("#data-mix-answers-1 input").check()
+        page.locator("#data-mix-answers-1 input").click()
+        page.get_by_role("option", name="base", exact=True).click()
         shot(page, "13-mix")
 
         # The mapping and the mix are the run's: in its YAML and its command line, and it trains.

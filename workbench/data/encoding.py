@@ -29,11 +29,14 @@ _EXACT_CHECKS = 8  # leading conversations whose prompts are also tokenized alon
 
 @dataclass
 class EncodedData:
-    """Token ids and labels (IGNORE_INDEX where the loss skips a token), one pair of lists per kept row."""
+    """Token ids and labels (IGNORE_INDEX where the loss skips a token), one pair of lists per kept row, and each
+    kept row's position among the rows given (a row left with nothing to train is dropped); no `sources` for
+    blocks of raw text, which run across documents."""
 
     input_ids: list[list[int]]
     labels: list[list[int]]
     stats: DataStats
+    sources: list[int] | None = None
 
 
 @dataclass
@@ -64,11 +67,13 @@ def encode_conversations(
         raise ValueError("the tokenizer has no chat template: set model.chat_template")
     input_ids: list[list[int]] = []
     labels: list[list[int]] = []
+    sources: list[int] = []
     lengths: list[int] = []
     truncated = dropped = trained = merges = 0
     for start in range(0, len(conversations), _CHUNK):
         rendered = _render(conversations[start : start + _CHUNK], tokenizer, template, first_number=start + 1)
-        for row in _tokenize(rendered, tokenizer, exact_checks=max(0, _EXACT_CHECKS - start)):
+        encoded = _tokenize(rendered, tokenizer, exact_checks=max(0, _EXACT_CHECKS - start))
+        for number, row in enumerate(encoded, start):
             ids, spans = row.ids, row.spans
             merges += row.merges
             lengths.append(len(ids))
@@ -83,6 +88,7 @@ def encode_conversations(
             trained += row_trained
             input_ids.append(ids)
             labels.append(list(ids) if train_on_prompt else _mask(ids, spans))
+            sources.append(number)
     if conversations and not input_ids:
         raise DataError(
             f"all {len(conversations)} rows were cut to cutoff_len={cutoff_len} tokens before any assistant reply; "
@@ -99,7 +105,7 @@ def encode_conversations(
         trained_tokens=trained,
         boundary_merges=merges,
     )
-    return EncodedData(input_ids=input_ids, labels=labels, stats=stats)
+    return EncodedData(input_ids=input_ids, labels=labels, stats=stats, sources=sources)
 
 
 def _mask(ids: list[int], spans: list[tuple[int, int]]) -> list[int]:

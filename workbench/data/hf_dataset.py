@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from workbench.data.encoding import EncodedData
@@ -11,12 +12,24 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 
-def to_hf_dataset(encoded: EncodedData) -> Dataset:
-    """A Dataset with `input_ids` and `labels` columns; TRL uses the labels as they are (-100 is not trained)."""
+# Per token, 1 where the run learns the base model's distribution in place of the data's token (rows of datasets
+# with `answers: base_distribution`; workbench/training/distill.py).
+DISTILL_COLUMN = "distill"
+
+
+def to_hf_dataset(encoded: EncodedData, distill: Sequence[bool] | None = None) -> Dataset:
+    """A Dataset with `input_ids` and `labels` columns; TRL uses the labels as they are (-100 is not trained).
+    With `distill` (a flag per kept row), also a DISTILL_COLUMN that marks every token of the flagged rows."""
     from datasets import Dataset, Features, List, Value
 
-    features = Features({"input_ids": List(Value("int64")), "labels": List(Value("int64"))})
-    return Dataset.from_dict({"input_ids": encoded.input_ids, "labels": encoded.labels}, features=features)
+    columns = {"input_ids": encoded.input_ids, "labels": encoded.labels}
+    features = {"input_ids": List(Value("int64")), "labels": List(Value("int64"))}
+    if distill is not None:
+        columns[DISTILL_COLUMN] = [
+            [int(flag)] * len(ids) for flag, ids in zip(distill, encoded.input_ids, strict=True)
+        ]
+        features[DISTILL_COLUMN] = List(Value("int8"))
+    return Dataset.from_dict(columns, features=Features(features))
 
 
 def split_validation(dataset: Dataset, val_size: float, seed: int) -> tuple[Dataset, Dataset | None]:

@@ -279,8 +279,9 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles, repl
 
     The training datasets are mixed by their shares first (workbench/data/mixing.py). Datasets with `use:
     validation` are the eval set (else a `val_size` share of the mix); for conversations, those with `use: test`
-    (else a `test_size` share of the mix) are held out and saved as test.jsonl, and the rows of datasets with
-    `answers: base` get the base model's replies from `replier` (workbench/data/rehearsal.py).
+    (else a `test_size` share of the mix) are held out and saved as test.jsonl, the rows of datasets with
+    `answers: base` get the base model's replies from `replier` (workbench/data/rehearsal.py), and those with
+    `answers: base_distribution` are marked to learn the base model's distributions (workbench/training/distill.py).
     """
     from workbench import data
     from workbench.data.loading import LoadedDataset, LoadedExamples, load_for
@@ -306,6 +307,7 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles, repl
         if test:
             write_conversations(test, files.test_set)
         rows = _answer_with_base(config, mixed, rows, files, replier, stop)
+    distilled = _distilled(config, mixed, rows) if kind == "conversations" else None
 
     def encode(items: list) -> data.EncodedData:
         if kind == "text":
@@ -315,7 +317,7 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles, repl
     if kind in ("conversations", "text"):
         encoded = encode(rows)
         files.write_status(data_stats={**encoded.stats.as_dict(), "mix": mixed.report(), "test_rows": len(test)})
-        dataset = data.to_hf_dataset(encoded)
+        dataset = data.to_hf_dataset(encoded, distill=distilled and [distilled[i] for i in encoded.sources])
         eval_set = data.to_hf_dataset(encode(given["validation"])) if given["validation"] else None
     else:
         from datasets import Dataset
@@ -330,6 +332,19 @@ def _prepare_data(config: RunConfig, kind: str, tokenizer, files: RunFiles, repl
     if eval_set is None:
         dataset, eval_set = data.split_validation(dataset, d.val_size, config.train.seed)
     return dataset, eval_set, [ds.path for ds in [*mixed.loaded, *kept["validation"], *kept["test"]]]
+
+
+def _distilled(config: RunConfig, mixed, rows: list) -> list[bool] | None:
+    """Per training row, whether it learns the base model's distributions (`answers: base_distribution`); None
+    when no row does."""
+    specs = config.data.training_datasets()
+    marked = {
+        id(row)
+        for spec, ds in zip(specs, mixed.loaded, strict=True)
+        if spec.answers == "base_distribution"
+        for row in ds.conversations
+    }
+    return [id(row) in marked for row in rows] if marked else None
 
 
 def _answer_with_base(config: RunConfig, mixed, rows: list, files: RunFiles, replier, stop) -> list:

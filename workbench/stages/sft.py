@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.stages.reference import reference_for
 from workbench.stages.registry import StageSpec, TrainerParts, register
 
 
@@ -13,6 +14,15 @@ class SftParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Literal["sft"] = "sft"
+    kl_to_base: float = Field(
+        0.0,
+        ge=0.0,
+        le=100.0,
+        description="Keeps the tuned model near the base: this weight times the KL divergence from the base "
+        "model's next-token distribution is added at every trained token, so what the data does not teach stays as "
+        "the base had it. 0 is off; 1 keeps general answers and still lets the data's tokens win (above 1, they "
+        "may not).",
+    )
 
 
 def build_trainer(params: SftParams, parts: TrainerParts) -> Any:
@@ -30,6 +40,8 @@ def build_trainer(params: SftParams, parts: TrainerParts) -> Any:
         callbacks=parts.callbacks,
         padding_free=parts.padding_free,
         tracking=parts.tracking,
+        kl_to_base=params.kl_to_base,
+        reference=lambda: reference_for(parts),
     )
 
 

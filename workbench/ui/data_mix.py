@@ -9,13 +9,13 @@ will.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 import gradio as gr
 from pydantic import ValidationError
 
 from workbench import access
-from workbench.config import DataConfig, DatasetSpec
+from workbench.config import Answers, DataConfig, DatasetSpec
 from workbench.data.inspect import inspect_mix
 from workbench.data.mixing import describe
 from workbench.errors import WorkbenchError
@@ -46,8 +46,10 @@ def build() -> dict[str, Any]:
                                         minimum=0, maximum=100, elem_id=f"data-mix-share-{i}"))  # fmt: skip
                 limits.append(gr.Number(label=_("row limit"), info=_("its first rows only; empty: all"), minimum=0,
                                         precision=0, elem_id=f"data-mix-limit-{i}"))  # fmt: skip
-                answers.append(gr.Checkbox(label=_("the base model's answers"),
-                                           info=_("its prompts replayed with the model's own replies"),
+                answers.append(gr.Dropdown(list(get_args(Answers)), value="data", label=_("learn"),
+                                           info=_("`data`: its replies; `base`: the base model's replies to its "
+                                                  "prompts; `base_distribution`: the base model's distributions "
+                                                  "along its replies"),
                                            elem_id=f"data-mix-answers-{i}"))  # fmt: skip
                 removes.append(gr.Button(_("Remove"), scale=0, elem_id=f"data-mix-remove-{i}"))
             rows.append(row)
@@ -140,12 +142,14 @@ def _setter(index: int, key: str):
 
 
 def _answers_setter(index: int):
-    """Whether the dataset's rows train on the base model's replies to their prompts (answers: base)."""
+    """What the dataset's rows teach: their replies, or the base model's (DatasetSpec.answers)."""
 
-    def set_answers(mix: list[dict[str, Any]], base: bool) -> Any:
+    def set_answers(mix: list[dict[str, Any]], answers: str) -> Any:
         if index >= len(mix):
             return gr.update()
-        spec = {k: v for k, v in mix[index].items() if k != "answers"} | ({"answers": "base"} if base else {})
+        spec = {k: v for k, v in mix[index].items() if k != "answers"}
+        if answers and answers != "data":
+            spec["answers"] = answers
         return gr.update() if spec == mix[index] else [*mix[:index], spec, *mix[index + 1 :]]
 
     return set_answers
@@ -164,15 +168,16 @@ def label(spec: dict[str, Any]) -> str:
 
 
 def show(mix: list[dict[str, Any]], *shown: str) -> list[Any]:
-    """The form's slots for the mix: rows, names, shares (in %), row limits and whose answers. A slot that goes on
-    showing the same dataset keeps its boxes as they are: one may be being typed in while the mix changes."""
+    """The form's slots for the mix: rows, names, shares (in %), row limits and what their replies teach. A slot
+    that goes on showing the same dataset keeps its boxes as they are: one may be being typed in while the mix
+    changes."""
     rows, names, shares, limits, answers = [], [], [], [], []
     for i in range(MAX_MIX):
         spec = mix[i] if i < len(mix) else None
         name = label(spec) if spec else ""
         rows.append(gr.update(visible=spec is not None))
         names.append(gr.update(value=name))
-        answers.append(gr.update(value=bool(spec) and spec.get("answers") == "base"))
+        answers.append(gr.update(value=spec.get("answers", "data") if spec else "data"))
         if i < len(shown) and shown[i] == name:
             shares.append(gr.update())
             limits.append(gr.update())
