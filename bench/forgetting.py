@@ -5,13 +5,17 @@
 Each setup trains `presets/sft-lora-identity.yaml` (the names filled with Zorblax and Quillon Labs, which the
 bundled model has never heard of) through the worker, as a run from the UI or the CLI does:
 
-- `replay`: the preset as it ships, the identity rows mixed with general instructions (alpaca_en_demo) at its share;
-- `no replay`: the preset with its replay dataset taken out: the identity rows alone (the issue's starting point);
-- `lr 2e-4, replay` and `lr 2e-4, no replay`: the other cure for forgetting, a five times smaller step;
-- `replay, base answers`: the replay rows' prompts answered by the base model itself (`answers: base`, written by
-  the worker before training) in place of alpaca's replies; with `lr 5e-4, 2 epochs`, the two at a milder rate;
-- `LoRA r 2 on q, v, replay`: the smallest adapter of the classic LoRA paper, which learns no name: the floor of
-  what any update costs the probe.
+- `replay as base distributions, KL 1`: the preset as it ships: the identity rows mixed with general instructions
+  (alpaca_en_demo) at its share, those learned as the base model's own next-token distributions along alpaca's
+  replies (`answers: base_distribution`), and every token held near the base (`stage.kl_to_base: 1`);
+- `alpaca replay`: plain supervised fine-tuning on the same mix, alpaca's replies learned as they are;
+- `no replay`: plain, the identity rows alone (the issue's starting point);
+- `lr 2e-4, ...`: the other cure for forgetting, a five times smaller step;
+- `replay with base answers`: the replay rows' prompts answered by the base model itself (`answers: base`, written
+  by the worker before training); with `lr 5e-4, 2 epochs`, each kind of replay at a milder rate;
+- `replay as base distributions` and `alpaca replay, KL 1`: the preset's two holds on the base, one at a time;
+- `LoRA r 2 on q, v, alpaca replay`: the smallest adapter of the classic LoRA paper, which learns no name: the
+  floor of what any update costs the probe.
 
 Then, per setup: *identity*, how many of the data's English questions whose answer names the assistant get a
 greedy reply that contains the new name; *retention*, of the general-knowledge probe questions the base model
@@ -51,17 +55,29 @@ IDENTITY = REPO / "presets" / "data" / "identity.json"
 RESULTS = REPO / "bench" / "results" / "forgetting.json"
 FILL = {"name": "Zorblax", "author": "Quillon Labs"}
 SETUPS = {
-    "replay": lambda c: c,
-    "no replay": lambda c: _without_replay(c),
-    "lr 2e-4, replay": lambda c: _rate(c, 2e-4),
-    "lr 2e-4, no replay": lambda c: _rate(_without_replay(c), 2e-4),
-    "replay, base answers": lambda c: _base_answers(c),
-    "lr 5e-4, 2 epochs, replay": lambda c: _rate(c, 5e-4, epochs=2),
-    "lr 5e-4, 2 epochs, replay, base answers": lambda c: _rate(_base_answers(c), 5e-4, epochs=2),
-    "LoRA r 2 on q, v, replay": lambda c: (
-        c | {"method": c["method"] | {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}}
+    "replay as base distributions, KL 1": lambda c: c,
+    "alpaca replay": lambda c: _plain(c),
+    "no replay": lambda c: _without_replay(_plain(c)),
+    "lr 2e-4, alpaca replay": lambda c: _rate(_plain(c), 2e-4),
+    "lr 2e-4, no replay": lambda c: _rate(_without_replay(_plain(c)), 2e-4),
+    "replay with base answers": lambda c: _answers(_plain(c), "base"),
+    "lr 5e-4, 2 epochs, alpaca replay": lambda c: _rate(_plain(c), 5e-4, epochs=2),
+    "lr 5e-4, 2 epochs, replay with base answers": lambda c: _rate(_answers(_plain(c), "base"), 5e-4, epochs=2),
+    "replay as base distributions": lambda c: _held(c, 0.0),
+    "alpaca replay, KL 1": lambda c: _answers(c, "data"),
+    "LoRA r 2 on q, v, alpaca replay": lambda c: (
+        _plain(c) | {"method": c["method"] | {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}}
     ),
 }
+
+
+def _plain(config: dict) -> dict:
+    """Plain supervised fine-tuning: the replay rows' own replies, no KL term to the base."""
+    return _held(_answers(config, "data"), 0.0)
+
+
+def _held(config: dict, kl: float) -> dict:
+    return config | {"stage": {"name": "sft", "kl_to_base": kl}}
 
 
 def _without_replay(config: dict) -> dict:
@@ -74,10 +90,11 @@ def _rate(config: dict, rate: float, epochs: float | None = None) -> dict:
     return config | {"train": train | ({"num_train_epochs": epochs} if epochs else {})}
 
 
-def _base_answers(config: dict) -> dict:
-    """The replay dataset's prompts answered by the base model itself (answers: base), not by alpaca's replies."""
+def _answers(config: dict, answers: str) -> dict:
+    """What the replay dataset's rows teach (DatasetSpec.answers): alpaca's replies (data), the base model's replies
+    to their prompts (base) or its distributions along alpaca's replies (base_distribution)."""
     first, replay = config["data"]["datasets"]
-    return config | {"data": config["data"] | {"datasets": [first, replay | {"answers": "base"}]}}
+    return config | {"data": config["data"] | {"datasets": [first, replay | {"answers": answers}]}}
 
 
 def identity_questions() -> list[str]:
@@ -140,6 +157,8 @@ def run_setup(label: str, args: argparse.Namespace, base: list, reused: Path | N
         "datasets": [{"path": Path(d.path).name, "share": d.share} for d in config.data.datasets],
         "learning_rate": config.train.learning_rate,
         "r": config.method.r,
+        "kl_to_base": getattr(config.stage, "kl_to_base", 0.0),
+        "answers": [d.answers for d in config.data.datasets],
         "epochs": config.train.num_train_epochs,
         "train_minutes": minutes,
         "identity": sum(n["named"] for n in named),

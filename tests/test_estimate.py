@@ -60,6 +60,13 @@ def identity(*overrides: str) -> RunConfig:
     return load_config(PRESETS / "sft-lora-identity.yaml", list(overrides))
 
 
+def plain(*overrides: str) -> RunConfig:
+    """The identity preset with its replay as the data's replies (learning the base's distributions is for
+    supervised fine-tuning only) and, unless a stage is named, no KL term to the base."""
+    stage = [] if any(o.startswith("stage.name=") for o in overrides) else ["stage.kl_to_base=0"]
+    return identity("data.datasets.1.answers=data", *stage, *overrides)
+
+
 # -- parameter counts -------------------------------------------------------------------------------------
 
 
@@ -360,12 +367,20 @@ def test_estimate_is_within_a_factor_of_two_of_real_runs(model_ref, home):
 @pytest.mark.parametrize("stage", stages.names())
 def test_every_stage_is_estimated_with_its_own_costs(tmp_path, stage):
     folder = config_dir(tmp_path, SMOLLM2)
-    sft = estimate(identity(), folder, 200, available_memory_mb=50_000, calibration=FIXED)
+    sft = estimate(plain(), folder, 200, available_memory_mb=50_000, calibration=FIXED)
     spec = stages.get(stage)
-    result = estimate(identity(f"stage.name={stage}"), folder, 200, available_memory_mb=50_000, calibration=FIXED)
+    result = estimate(plain(f"stage.name={stage}"), folder, 200, available_memory_mb=50_000, calibration=FIXED)
     assert result.peak_memory_mb > 0 and result.seconds_per_step > 0
     # Pairs train on two sequences and a reference model reads them again: each costs time over SFT.
     if spec.sequences > 1 or spec.reference_forwards:
         assert result.seconds_per_step > sft.seconds_per_step
     if spec.samples:
         assert "leaves out sampling" in result.advice
+
+
+def test_holding_near_the_base_costs_a_forward_pass_of_the_base(tmp_path):
+    folder = config_dir(tmp_path, SMOLLM2)
+    free = estimate(plain(), folder, 200, available_memory_mb=50_000, calibration=FIXED)
+    for held in (identity(), plain("stage.kl_to_base=1")):
+        result = estimate(held, folder, 200, available_memory_mb=50_000, calibration=FIXED)
+        assert result.seconds_per_step > free.seconds_per_step

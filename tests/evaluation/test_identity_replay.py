@@ -1,5 +1,6 @@
-"""The identity preset as it ships (its replay share of general instructions included) learns a new name and keeps
-what the base model knew: trained and evaluated through the CLI, as a user does."""
+"""The identity preset as it ships (general instructions replayed as the base model's distributions, every token
+held near the base by a KL term) learns a new name and keeps what the base model knew: trained and evaluated
+through the CLI, as a user does (~9 minutes on 2 cores)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,11 @@ NAME, AUTHOR = "Zorblax", "Quillon Labs"  # names the bundled model has never he
 # Questions from presets/data/identity.json whose answers give the name.
 QUESTIONS = ["Who are you?", "What is your name?", "Can you introduce yourself?", "What are you called?"]
 # The probe's first 120 questions: a sample of its four kinds in their proportions (the file interleaves them). The
-# base answers about 55 % of them, so one question lost moves retention by ~1.5 points.
+# base answers 54 of them, so one question lost moves retention by ~1.9 points. The whole probe (273 questions, the
+# base answers 151): bench/forgetting.py, README "Keeping what the model knew".
 PROBE_LIMIT = 120
 
 
-# Not met yet (bench/results/forgetting.json, README "Keeping what the model knew"): no measured setup keeps 90 % of
-# the probe while it learns the name; an adapter that learned no name (LoRA r 2 on q, v, measured once) lost 18 %. Not
-# run until a setup meets it (~10 minutes).
-@pytest.mark.xfail(reason="no measured identity setup keeps 90 % of the probe yet", run=False)
 def test_the_identity_preset_learns_the_name_and_keeps_general_answers(tmp_path):
     home = tmp_path / "home"
     fill = f"data.datasets.0.fill={{name: {NAME}, author: {AUTHOR}}}"
@@ -50,5 +48,5 @@ def test_the_identity_preset_learns_the_name_and_keeps_general_answers(tmp_path)
     assert len(verdicts) == len(QUESTIONS) and all(v["base_first"] and v["tuned_first"] for v in verdicts)
     assert report["judge"]["wins"] + report["judge"]["losses"] + report["judge"]["ties"] == len(QUESTIONS)
     probe = report["probe"]
-    assert probe["base_correct"] >= 60, probe["base_correct"]  # the subset still measures something
+    assert probe["base_correct"] >= 50, probe["base_correct"]  # the sample still measures something
     assert probe["retention"] >= RETENTION_WARNING, [(q["question"], q["tuned_reply"]) for q in probe["lost"]]

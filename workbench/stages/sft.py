@@ -54,5 +54,6 @@ register(
         data="conversations",
         build_trainer=build_trainer,
         padding_free=True,
+        metrics=("kl_to_base", "cross_entropy"),  # logged only where the run keeps near the base
     )
 )

@@ -58,7 +58,7 @@ def build() -> dict[str, Any]:
         title=_("Stage metrics"),
         height=300,
         elem_id="runs-stage-metrics",
-        visible=False,  # shown for stages that log metrics of their own (DPO's rewards), not for SFT
+        visible=False,  # shown for runs that log metrics of their own (DPO's rewards, SFT's KL), not for plain SFT
     )
     log = gr.Code(label=_("Log (last lines)"), language=None, max_lines=20, elem_id="runs-log")
     message = gr.Markdown(elem_id="runs-message")
