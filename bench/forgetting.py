@@ -14,6 +14,7 @@ bundled model has never heard of) through the worker, as a run from the UI or th
 - `replay with base answers`: the replay rows' prompts answered by the base model itself (`answers: base`, written
   by the worker before training); with `lr 5e-4, 2 epochs`, each kind of replay at a milder rate;
 - `replay as base distributions` and `alpaca replay, KL 1`: the preset's two holds on the base, one at a time;
+  `half replay ...`: the preset with half of the mix replayed;
 - `LoRA r 2 on q, v, alpaca replay`: the smallest adapter of the classic LoRA paper, which learns no name: the
   floor of what any update costs the probe.
 
@@ -64,6 +65,7 @@ SETUPS = {
     "lr 5e-4, 2 epochs, alpaca replay": lambda c: _rate(_plain(c), 5e-4, epochs=2),
     "lr 5e-4, 2 epochs, replay with base answers": lambda c: _rate(_answers(_plain(c), "base"), 5e-4, epochs=2),
     "replay as base distributions": lambda c: _held(c, 0.0),
+    "half replay as base distributions, KL 1": lambda c: _shares(c, 0.5),
     "alpaca replay, KL 1": lambda c: _answers(c, "data"),
     "LoRA r 2 on q, v, alpaca replay": lambda c: (
         _plain(c) | {"method": c["method"] | {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}}
@@ -78,6 +80,13 @@ def _plain(config: dict) -> dict:
 
 def _held(config: dict, kl: float) -> dict:
     return config | {"stage": {"name": "sft", "kl_to_base": kl}}
+
+
+def _shares(config: dict, replay: float) -> dict:
+    """The replay dataset at `replay` of the mix's rows (the preset's: 0.3)."""
+    first, second = config["data"]["datasets"]
+    datasets = [first | {"share": round(1 - replay, 6)}, second | {"share": replay}]
+    return config | {"data": config["data"] | {"datasets": datasets}}
 
 
 def _without_replay(config: dict) -> dict:

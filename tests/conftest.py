@@ -44,6 +44,7 @@ def only_dataset(path: object, **fields: object) -> str:
 # says. Overrides of presets/sft-lora-identity.yaml.
 SHORT_IDENTITY_RUN = [
     only_dataset(PRESETS / "data" / "identity.json"),  # first; without the preset's replay dataset
+    "stage.kl_to_base=0",  # nor its KL term: a plain adapter, quickly (tests/training/test_distill.py holds it)
     "train.max_steps=6",
     "train.threads=1",
     "train.learning_rate=1e-3",
