@@ -38,8 +38,9 @@ export-tools: setup
 	@command -v go >/dev/null || (apt-get update -qq && apt-get install -y -qq golang-go)
 	WORKBENCH_TOOLS=.home/tools $(PY) -m workbench.export.llama_cpp install
 
+# Two workers (CI's cores), each test file on one of them: a file's trained runs are shared by its tests.
 test: lint browser export-tools
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: setup
 	$(PY) bench/throughput.py
