@@ -5,16 +5,17 @@
 Each setup trains `presets/sft-lora-identity.yaml` (the names filled with Zorblax and Quillon Labs, which the
 bundled model has never heard of) through the worker, as a run from the UI or the CLI does:
 
-- `replay as base distributions, KL 1`: the preset as it ships: the identity rows mixed with general instructions
-  (alpaca_en_demo) at its share, those learned as the base model's own next-token distributions along alpaca's
-  replies (`answers: base_distribution`), and every token held near the base (`stage.kl_to_base: 1`);
-- `alpaca replay`: plain supervised fine-tuning on the same mix, alpaca's replies learned as they are;
+- `half replay as base distributions, KL 1`: the preset as it ships: the identity rows mixed half and half with
+  general instructions (alpaca_en_demo), those learned as the base model's own next-token distributions along
+  alpaca's replies (`answers: base_distribution`), and every token held near the base (`stage.kl_to_base: 1`);
+  `replay as base distributions, KL 1`, the same with 0.3 of the mix replayed;
+- `alpaca replay`: plain supervised fine-tuning, 0.3 of the mix alpaca's replies learned as they are (the other
+  setups replay 0.3 too);
 - `no replay`: plain, the identity rows alone (the issue's starting point);
 - `lr 2e-4, ...`: the other cure for forgetting, a five times smaller step;
 - `replay with base answers`: the replay rows' prompts answered by the base model itself (`answers: base`, written
   by the worker before training); with `lr 5e-4, 2 epochs`, each kind of replay at a milder rate;
 - `replay as base distributions` and `alpaca replay, KL 1`: the preset's two holds on the base, one at a time;
-  `half replay ...`: the preset with half of the mix replayed;
 - `LoRA r 2 on q, v, alpaca replay`: the smallest adapter of the classic LoRA paper, which learns no name: the
   floor of what any update costs the probe.
 
@@ -56,7 +57,8 @@ IDENTITY = REPO / "presets" / "data" / "identity.json"
 RESULTS = REPO / "bench" / "results" / "forgetting.json"
 FILL = {"name": "Zorblax", "author": "Quillon Labs"}
 SETUPS = {
-    "replay as base distributions, KL 1": lambda c: c,
+    "half replay as base distributions, KL 1": lambda c: c,
+    "replay as base distributions, KL 1": lambda c: _shares(c, 0.3),
     "alpaca replay": lambda c: _plain(c),
     "no replay": lambda c: _without_replay(_plain(c)),
     "lr 2e-4, alpaca replay": lambda c: _rate(_plain(c), 2e-4),
@@ -64,9 +66,8 @@ SETUPS = {
     "replay with base answers": lambda c: _answers(_plain(c), "base"),
     "lr 5e-4, 2 epochs, alpaca replay": lambda c: _rate(_plain(c), 5e-4, epochs=2),
     "lr 5e-4, 2 epochs, replay with base answers": lambda c: _rate(_answers(_plain(c), "base"), 5e-4, epochs=2),
-    "replay as base distributions": lambda c: _held(c, 0.0),
-    "half replay as base distributions, KL 1": lambda c: _shares(c, 0.5),
-    "alpaca replay, KL 1": lambda c: _answers(c, "data"),
+    "replay as base distributions": lambda c: _shares(_held(c, 0.0), 0.3),
+    "alpaca replay, KL 1": lambda c: _shares(_answers(c, "data"), 0.3),
     "LoRA r 2 on q, v, alpaca replay": lambda c: (
         _plain(c) | {"method": c["method"] | {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}}
     ),
@@ -74,8 +75,8 @@ SETUPS = {
 
 
 def _plain(config: dict) -> dict:
-    """Plain supervised fine-tuning: the replay rows' own replies, no KL term to the base."""
-    return _held(_answers(config, "data"), 0.0)
+    """Plain supervised fine-tuning: the replay rows' own replies at 0.3 of the mix, no KL term to the base."""
+    return _shares(_held(_answers(config, "data"), 0.0), 0.3)
 
 
 def _held(config: dict, kl: float) -> dict:

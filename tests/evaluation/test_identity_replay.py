@@ -1,6 +1,6 @@
 """The identity preset as it ships (general instructions replayed as the base model's distributions, every token
 held near the base by a KL term) learns a new name and keeps what the base model knew: trained and evaluated
-through the CLI, as a user does (~9 minutes on 2 cores)."""
+through the CLI, as a user does (~10 minutes on 2 cores)."""
 
 from __future__ import annotations
 

@@ -82,7 +82,9 @@ def test_dpo_logs_its_metrics_and_the_margin_rises(tmp_path, home, tiny_model):
 
 
 def test_conversations_are_refused_for_dpo_and_pairs_for_sft_before_anything_is_written(tmp_path, home):
-    result = cli("train", str(PRESETS / "sft-lora-identity.yaml"), "--detach", *overrides(*DPO), home=home)
+    # The preset's replay as the data's replies: replay as the base's distributions is refused for DPO first.
+    conversations = overrides("data.datasets.1.answers=data", *DPO)
+    result = cli("train", str(PRESETS / "sft-lora-identity.yaml"), "--detach", *conversations, home=home)
     assert result.returncode == 2
     assert "prompt, chosen and rejected" in result.stderr and "stage dpo" in result.stderr
 

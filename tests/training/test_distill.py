@@ -61,8 +61,7 @@ def test_settings_that_cannot_hold_are_refused(settings, problem):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_model):
     """{case: finished job}: the identity preset on the tiny model, with its general replay (alpaca's first 8 rows,
-    each drawn twice or more) as the data's replies (free, held by a KL weight) or as the base's distributions
-    (distilled)."""
+    in every epoch) as the data's replies (free, held by a KL weight) or as the base's distributions (distilled)."""
     home = tmp_path_factory.mktemp("distill-home")
     os.environ["WORKBENCH_HOME"] = str(home)
     cases = {  # the preset holds its runs near the base: these take that apart

@@ -40,7 +40,7 @@ def build_trainer(params: SftParams, parts: TrainerParts) -> Any:
         callbacks=parts.callbacks,
         padding_free=parts.padding_free,
         tracking=parts.tracking,
-        kl_to_base=params.kl_to_base,
+        kl_to_base=getattr(params, "kl_to_base", 0.0),  # continued pre-training (pt.py) has no hold on the base
         reference=lambda: reference_for(parts),
     )
 
