@@ -8,6 +8,7 @@ bundled model has never heard of) through the worker, as a run from the UI or th
 - `half replay as base distributions, KL 1`: the preset as it ships: the identity rows mixed half and half with
   general instructions (alpaca_en_demo), those learned as the base model's own next-token distributions along
   alpaca's replies (`answers: base_distribution`), and every token held near the base (`stage.kl_to_base: 1`);
+  `no replay, KL 1`, the preset without its replay dataset; `DoRA, ...`, the preset with another method;
   `replay as base distributions, KL 1`, the same with 0.3 of the mix replayed;
 - `alpaca replay`: plain supervised fine-tuning, 0.3 of the mix alpaca's replies learned as they are (the other
   setups replay 0.3 too);
@@ -58,6 +59,8 @@ RESULTS = REPO / "bench" / "results" / "forgetting.json"
 FILL = {"name": "Zorblax", "author": "Quillon Labs"}
 SETUPS = {
     "half replay as base distributions, KL 1": lambda c: c,
+    "no replay, KL 1": lambda c: _without_replay(c),
+    "DoRA, half replay as base distributions, KL 1": lambda c: c | {"method": c["method"] | {"name": "dora"}},
     "replay as base distributions, KL 1": lambda c: _shares(c, 0.3),
     "alpaca replay": lambda c: _plain(c),
     "no replay": lambda c: _without_replay(_plain(c)),

@@ -95,9 +95,11 @@ CASES = {
         [*ONLINE, "stage.rewards=[length]", "method.name=bottleneck", "method.size=8"],
     ),
     # Supervised fine-tuning as TRL has it, without the preset's hold on the base (workbench/training/distill.py);
-    # held by a frozen copy (full) or with virtual tokens ahead of the logits (prompt).
+    # held by a frozen copy (full; PiSSA, whose switched-off adapter leaves a residual) or with virtual tokens ahead
+    # of the logits (prompt).
     "sft-plain": ("sft", None, ["stage.kl_to_base=0", "data.datasets.1.answers=data"]),
     "sft-kl-full": ("sft", None, ["method.name=full"]),
+    "sft-kl-pissa": ("sft", None, ["method.init=pissa"]),
     "sft-kl-prompt": ("sft", None, ["method.name=prompt", "method.num_virtual_tokens=4"]),
 }  # fmt: skip
 

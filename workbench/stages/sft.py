@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workbench.stages.reference import reference_for
+from workbench.stages.reference import frozen_copy, reference_for
 from workbench.stages.registry import StageSpec, TrainerParts, register
 
 
@@ -41,8 +41,16 @@ def build_trainer(params: SftParams, parts: TrainerParts) -> Any:
         padding_free=parts.padding_free,
         tracking=parts.tracking,
         kl_to_base=getattr(params, "kl_to_base", 0.0),  # continued pre-training (pt.py) has no hold on the base
-        reference=lambda: reference_for(parts),
+        reference=lambda: _reference(parts),
     )
+
+
+def _reference(parts: TrainerParts) -> Any:
+    """The frozen starting model where switching the adapter off does not give the base: methods without an adapter,
+    and LoRA initialised from the base's own weights (PiSSA, OLoRA), whose switched-off model is the residual."""
+    if getattr(parts.config.method, "init", "gaussian") != "gaussian":
+        return frozen_copy(parts)
+    return reference_for(parts)
 
 
 register(
