@@ -8,7 +8,8 @@ bundled model has never heard of) through the worker, as a run from the UI or th
 - `half replay as base distributions, KL 1`: the preset as it ships: the identity rows mixed half and half with
   general instructions (alpaca_en_demo), those learned as the base model's own next-token distributions along
   alpaca's replies (`answers: base_distribution`), and every token held near the base (`stage.kl_to_base: 1`);
-  `no replay, KL 1`, the preset without its replay dataset; `DoRA, ...`, the preset with another method;
+  `no replay, KL 1`, the preset without its replay dataset; `IA3 ...`, the preset with another method (at the rate
+  bench/methods.py gives it);
   `replay as base distributions, KL 1`, the same with 0.3 of the mix replayed;
 - `alpaca replay`: plain supervised fine-tuning, 0.3 of the mix alpaca's replies learned as they are (the other
   setups replay 0.3 too);
@@ -60,7 +61,7 @@ FILL = {"name": "Zorblax", "author": "Quillon Labs"}
 SETUPS = {
     "half replay as base distributions, KL 1": lambda c: c,
     "no replay, KL 1": lambda c: _without_replay(c),
-    "DoRA, half replay as base distributions, KL 1": lambda c: c | {"method": c["method"] | {"name": "dora"}},
+    "IA3 at lr 3e-3, half replay as base distributions, KL 1": lambda c: _rate(c | {"method": {"name": "ia3"}}, 3e-3),
     "replay as base distributions, KL 1": lambda c: _shares(c, 0.3),
     "alpaca replay": lambda c: _plain(c),
     "no replay": lambda c: _without_replay(_plain(c)),
@@ -169,7 +170,7 @@ def run_setup(label: str, args: argparse.Namespace, base: list, reused: Path | N
         "run": files.root.name,
         "datasets": [{"path": Path(d.path).name, "share": d.share} for d in config.data.datasets],
         "learning_rate": config.train.learning_rate,
-        "r": config.method.r,
+        "r": getattr(config.method, "r", None),  # None for methods without a rank
         "kl_to_base": getattr(config.stage, "kl_to_base", 0.0),
         "answers": [d.answers for d in config.data.datasets],
         "epochs": config.train.num_train_epochs,
